@@ -1,0 +1,38 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Module map: ../shared/ARCHITECTURE.md. Dependencies point one way:
+// CLI → Engine → {Models, Sampling, Tokenizer} → Kernels → Formats.
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Sparrow",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sparrow", targets: ["SparrowCLI"]),
+        .library(name: "SparrowEngine", targets: ["SparrowEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "SparrowFormats", swiftSettings: optimize),
+        .target(name: "SparrowKernels", dependencies: ["SparrowFormats"], swiftSettings: optimize),
+        .target(name: "SparrowTokenizer", dependencies: ["SparrowFormats"], swiftSettings: optimize),
+        .target(name: "SparrowSampling", dependencies: ["SparrowKernels"], swiftSettings: optimize),
+        .target(name: "SparrowModels", dependencies: ["SparrowFormats", "SparrowKernels"], swiftSettings: optimize),
+        .target(
+            name: "SparrowEngine",
+            dependencies: ["SparrowFormats", "SparrowKernels", "SparrowTokenizer", "SparrowSampling", "SparrowModels"],
+            swiftSettings: optimize),
+        .executableTarget(
+            name: "SparrowCLI",
+            dependencies: ["SparrowEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: optimize),
+        .testTarget(name: "SparrowFormatsTests", dependencies: ["SparrowFormats", "SparrowKernels"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels"]),
+        .testTarget(name: "SparrowTokenizerTests", dependencies: ["SparrowTokenizer"]),
+        .testTarget(name: "SparrowTemplateTests", dependencies: ["SparrowTokenizer"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SparrowModelsTests", dependencies: ["SparrowEngine"], resources: [.copy("Fixtures")]),
+    ]
+)
