@@ -19,7 +19,7 @@ let package = Package(
         .target(name: "SparrowFormats", swiftSettings: optimize),
         .target(name: "SparrowKernels", dependencies: ["SparrowFormats"], swiftSettings: optimize),
         .target(name: "SparrowTokenizer", dependencies: ["SparrowFormats"], swiftSettings: optimize),
-        .target(name: "SparrowSampling", dependencies: ["SparrowKernels"], swiftSettings: optimize),
+        .target(name: "SparrowSampling", swiftSettings: optimize),
         .target(name: "SparrowModels", dependencies: ["SparrowFormats", "SparrowKernels"], swiftSettings: optimize),
         .target(
             name: "SparrowEngine",

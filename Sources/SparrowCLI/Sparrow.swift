@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import SparrowEngine
+
+@main
+struct Sparrow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sparrow",
+        abstract: "Run small and sparse open-weight models on the CPU.",
+        subcommands: [Run.self, Chat.self, Pull.self, Inspect.self, Tokenize.self, Render.self])
+}
+
+/// Options shared by the commands that load a model.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: "A GGUF file, or a model name from `sparrow pull --list` (pulled on first use).")
+    var model: String = ModelStore.defaultModel
+
+    @Option(name: .long, help: "Context length in tokens (default: the model's, at most 4096).")
+    var context: Int?
+
+    @Option(name: .long, help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    func load() throws -> Engine {
+        if let threads {
+            guard threads > 0 else { throw ValidationError("--threads must be ≥ 1") }
+            Engine.setThreadCount(threads)
+        }
+        let path = try ModelStore().resolve(model, pullIfMissing: true)
+        return try Engine(path: path, contextLength: context)
+    }
+}
+
+/// Sampling and stopping options shared by `run` and `chat`.
+struct SamplingOptions: ParsableArguments {
+    @Option(help: "Tokens to generate at most.") var maxTokens: Int = 256
+    @Option(help: "Temperature; 0 = greedy.") var temperature: Float = 0.8
+    @Option(help: "Top-k (0 = off).") var topK: Int = 40
+    @Option(help: "Top-p (1 = off).") var topP: Float = 0.95
+    @Option(help: "Min-p (0 = off).") var minP: Float = 0.05
+    @Option(help: "Repetition penalty (1 = off).") var repeatPenalty: Float = 1
+    @Option(help: "Presence penalty.") var presencePenalty: Float = 0
+    @Option(help: "Frequency penalty.") var frequencyPenalty: Float = 0
+    @Option(help: "Tokens the penalties look back over (-1 = all).") var repeatLastN: Int = 64
+    @Option(help: "Random seed (same seed, same output).") var seed: UInt64?
+    @Option(help: "Stop before this string (repeatable).") var stop: [String] = []
+    @Option(help: "Logit bias as TOKEN=BIAS (repeatable).") var logitBias: [String] = []
+
+    func parameters() throws -> GenerationParameters {
+        var g = GenerationParameters()
+        g.maxTokens = maxTokens
+        g.stop = stop
+        var s = g.sampling
+        s.temperature = temperature
+        s.topK = topK
+        s.topP = topP
+        s.minP = minP
+        s.repetitionPenalty = repeatPenalty
+        s.presencePenalty = presencePenalty
+        s.frequencyPenalty = frequencyPenalty
+        s.penaltyLastN = repeatLastN
+        s.seed = seed
+        for item in logitBias {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let id = Int32(parts[0]), let b = Float(parts[1]) else {
+                throw ValidationError("--logit-bias expects TOKEN=BIAS, got '\(item)'")
+            }
+            s.logitBias[id] = b
+        }
+        g.sampling = s
+        return g
+    }
+}
+
+func writeStderr(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+
+func writeStdout(_ s: String) {
+    FileHandle.standardOutput.write(Data(s.utf8))
+}
+
+/// Reads all of standard input as UTF-8.
+func readStdin() -> String {
+    String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+}
+
+/// A JSON string literal (for the stable `--json` outputs and chat requests).
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where u.value < 0x20:
+            let h = String(u.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+        default: out.unicodeScalars.append(u)
+        }
+    }
+    return out + "\""
+}

@@ -1,0 +1,61 @@
+import SparrowFormats
+import SparrowKernels
+import SparrowModels
+import SparrowSampling
+import SparrowTokenizer
+
+/// A loaded model with its tokenizer and chat template: the one object the CLI and the server
+/// generate with.
+public final class Engine: @unchecked Sendable {
+    public let path: String
+    public let gguf: GGUFFile
+    public let model: any LanguageModel
+    public let tokenizer: Tokenizer
+    /// The file's own chat template, if it has one.
+    public let template: ChatTemplate?
+    /// Tokens a sequence may hold (prompt + generated).
+    public let contextLength: Int
+
+    /// Loads a GGUF file. `contextLength` defaults to the model's, capped at 4096 to bound the
+    /// KV cache; it may not exceed the model's.
+    public init(path: String, contextLength: Int? = nil) throws(EngineError) {
+        self.path = path
+        do { gguf = try GGUFFile(path: path) } catch { throw .format(error) }
+        do { model = try ModelRegistry.load(gguf) } catch { throw .model(error) }
+        do { tokenizer = try Tokenizer(gguf: gguf) } catch { throw .tokenizer(error) }
+        if let source = gguf.metadata["tokenizer.chat_template"]?.stringValue {
+            do { template = try ChatTemplate(source: source) } catch { throw .template(error) }
+        } else {
+            template = nil
+        }
+        let trained = model.config.contextLength
+        let ctx = contextLength ?? min(trained, 4096)
+        guard ctx > 0, ctx <= trained else {
+            throw .invalidParameter("context length \(ctx) must be in 1...\(trained) (the model's trained context)")
+        }
+        self.contextLength = ctx
+    }
+
+    /// Sets the worker threads every parallel kernel splits into (process-wide).
+    public static func setThreadCount(_ n: Int) { Parallel.threadCount = max(1, n) }
+
+    /// A fresh sequence (its own KV cache).
+    public func makeSession() -> Session { Session(engine: self) }
+
+    /// Tokenizes a prompt as `--raw` means: special tokens parsed, BOS/EOS per the file's metadata.
+    public func tokenize(_ text: String) -> [Int32] {
+        tokenizer.encode(text, addSpecial: true, parseSpecial: true)
+    }
+
+    /// Renders a chat request (`{"messages": [...], "tools": [...], ...}`) with `template`
+    /// or the file's own template.
+    public func renderChat(requestJSON: String, template override: ChatTemplate? = nil) throws(EngineError) -> String {
+        guard let t = override ?? template else { throw .noChatTemplate }
+        do {
+            return try t.render(requestJSON: requestJSON, bosToken: tokenizer.bos.flatMap(tokenizer.tokenString) ?? "",
+                                eosToken: tokenizer.eos.flatMap(tokenizer.tokenString) ?? "")
+        } catch {
+            throw .template(error)
+        }
+    }
+}

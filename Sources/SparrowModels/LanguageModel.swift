@@ -1,0 +1,39 @@
+import SparrowFormats
+import SparrowKernels
+
+/// A causal language model: tokens in, next-token logits out.
+///
+/// The engine calls `makeCache` once per sequence, then `forward` with the prompt (prefill) and
+/// afterwards once per generated token (decode). Implementations are immutable after loading and
+/// safe to share between sequences; all per-sequence state lives in the cache.
+public protocol LanguageModel: AnyObject, Sendable {
+    /// Sizes and names callers need (vocabulary, context).
+    var config: TransformerConfig { get }
+
+    /// A cache for one sequence of at most `capacity` tokens.
+    func makeCache(capacity: Int) -> KVCache
+
+    /// Runs `tokens` at positions `cache.count ..< cache.count + tokens.count`, appends their
+    /// keys/values to `cache`, and returns logits.
+    /// - Returns: [vocab] f32 for the last token, or [tokens.count, vocab] when `allLogits`.
+    func forward(_ tokens: [Int32], cache: KVCache, allLogits: Bool) throws(ModelError) -> [Float]
+}
+
+/// Maps `general.architecture` to a loader. Adding an architecture is one line here plus its
+/// file in Architectures/ (see docs/adding-a-model.md).
+public enum ModelRegistry {
+    public typealias Loader = @Sendable (GGUFFile) throws(ModelError) -> any LanguageModel
+
+    public static let loaders: [String: Loader] = [
+        "llama": { gguf throws(ModelError) in try Llama.load(gguf) },
+        "qwen2": { gguf throws(ModelError) in try Qwen2.load(gguf) },
+        "qwen3": { gguf throws(ModelError) in try Qwen3.load(gguf) },
+    ]
+
+    /// Loads the model a GGUF file describes.
+    public static func load(_ gguf: GGUFFile) throws(ModelError) -> any LanguageModel {
+        guard let arch = gguf.architecture else { throw .format(.missingKey("general.architecture", expected: "a string")) }
+        guard let loader = loaders[arch] else { throw .unsupportedArchitecture(arch, supported: loaders.keys.sorted()) }
+        return try loader(gguf)
+    }
+}

@@ -1,0 +1,44 @@
+import SparrowFormats
+import SparrowKernels
+
+/// Binds GGUF tensors by their exact llama.cpp names, checking shapes. No weight is copied
+/// except small f16/bf16 norm vectors converted to f32.
+public struct WeightLoader {
+    public let gguf: GGUFFile
+
+    public init(gguf: GGUFFile) { self.gguf = gguf }
+
+    public func has(_ name: String) -> Bool { gguf.tensorsByName[name] != nil }
+
+    /// A matrix with `cols` inputs and `rows` outputs (GGUF shape [cols, rows]).
+    public func matrix(_ name: String, rows: Int, cols: Int) throws(ModelError) -> WeightMatrix {
+        guard let t = gguf.tensorsByName[name] else { throw .missingTensor(name) }
+        guard t.shape == [cols, rows] else { throw .shapeMismatch(tensor: name, expected: [cols, rows], found: t.shape) }
+        do {
+            return try WeightMatrix(name: name, type: t.type, rows: rows, cols: cols, data: t.data, owner: gguf)
+        } catch {
+            throw .format(error)
+        }
+    }
+
+    public func optionalMatrix(_ name: String, rows: Int, cols: Int) throws(ModelError) -> WeightMatrix? {
+        has(name) ? try matrix(name, rows: rows, cols: cols) : nil
+    }
+
+    /// A 1-D vector of `count` elements as f32 (norm weights, biases).
+    public func vector(_ name: String, count: Int) throws(ModelError) -> FloatBuffer {
+        guard let t = gguf.tensorsByName[name] else { throw .missingTensor(name) }
+        guard t.elementCount == count, t.shape[0] == count else { throw .shapeMismatch(tensor: name, expected: [count], found: t.shape) }
+        let out = FloatBuffer(count: count, zeroed: false)
+        do {
+            try dequantizeRow(t.type, t.data, out.pointer, count: count)
+        } catch {
+            throw .format(error)
+        }
+        return out
+    }
+
+    public func optionalVector(_ name: String, count: Int) throws(ModelError) -> FloatBuffer? {
+        has(name) ? try vector(name, count: count) : nil
+    }
+}
