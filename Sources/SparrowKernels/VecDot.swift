@@ -87,31 +87,95 @@ public enum QuantKernels {
 }
 
 // MARK: - Helpers shared with VecDotK.swift
+//
+// Everything works on eight-lane vectors, and lane-type conversions are spelled out lane by
+// lane: LLVM folds those into two or three SSE2 instructions, while Swift's generic
+// `init(truncatingIfNeeded:)` / `wrappedSum()` on SIMD types are often left as out-of-line
+// generic calls that cost more than the arithmetic. Products of two 8-bit quants fit Int16
+// and are widened to Int32 before any sum that could overflow.
 
 @inline(__always)
 func loadHalf(_ p: UnsafeRawPointer, _ offset: Int) -> Float {
     fp16ToFloat(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
 }
 
-/// 16 signed bytes widened to Int16 lanes.
+/// Eight signed bytes widened to Int16 lanes.
 @inline(__always)
-func loadI8x16(_ p: UnsafeRawPointer, _ offset: Int) -> SIMD16<Int16> {
-    SIMD16<Int16>(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: offset, as: SIMD16<Int8>.self))
+func loadI8x8(_ p: UnsafeRawPointer, _ offset: Int) -> SIMD8<Int16> {
+    let v = p.loadUnaligned(fromByteOffset: offset, as: SIMD8<Int8>.self)
+    return SIMD8(Int16(v[0]), Int16(v[1]), Int16(v[2]), Int16(v[3]), Int16(v[4]), Int16(v[5]), Int16(v[6]), Int16(v[7]))
 }
 
-/// 16 unsigned bytes.
+/// Eight unsigned bytes.
 @inline(__always)
-func loadU8x16(_ p: UnsafeRawPointer, _ offset: Int) -> SIMD16<UInt8> {
-    p.loadUnaligned(fromByteOffset: offset, as: SIMD16<UInt8>.self)
+func loadU8x8(_ p: UnsafeRawPointer, _ offset: Int) -> SIMD8<UInt8> {
+    p.loadUnaligned(fromByteOffset: offset, as: SIMD8<UInt8>.self)
 }
 
-/// Sum of lane products, widened to Int32 before adding (each product fits Int16).
+/// Unsigned bytes to Int16 lanes.
 @inline(__always)
-func dotI16(_ a: SIMD16<Int16>, _ b: SIMD16<Int16>) -> Int32 {
-    (SIMD16<Int32>(truncatingIfNeeded: a) &* SIMD16<Int32>(truncatingIfNeeded: b)).wrappedSum()
+func i16(_ v: SIMD8<UInt8>) -> SIMD8<Int16> {
+    SIMD8(Int16(v[0]), Int16(v[1]), Int16(v[2]), Int16(v[3]), Int16(v[4]), Int16(v[5]), Int16(v[6]), Int16(v[7]))
+}
+
+/// Int16 lanes sign-extended to Int32.
+@inline(__always)
+func widen(_ v: SIMD8<Int16>) -> SIMD8<Int32> {
+    SIMD8(Int32(v[0]), Int32(v[1]), Int32(v[2]), Int32(v[3]), Int32(v[4]), Int32(v[5]), Int32(v[6]), Int32(v[7]))
+}
+
+/// Int32 lanes converted to Float (round to nearest, as C's int → float).
+@inline(__always)
+func toFloat(_ v: SIMD8<Int32>) -> SIMD8<Float> {
+    SIMD8(Float(v[0]), Float(v[1]), Float(v[2]), Float(v[3]), Float(v[4]), Float(v[5]), Float(v[6]), Float(v[7]))
+}
+
+/// Sum of the eight lanes (exact integer arithmetic, so the order is free).
+@inline(__always)
+func horizontalSum(_ v: SIMD8<Int32>) -> Int32 {
+    let h = v.lowHalf &+ v.highHalf
+    let q = h.lowHalf &+ h.highHalf
+    return q[0] &+ q[1]
+}
+
+/// Bit `i` of `bits` for the eight lanes `i = 0..<8`, as `value` (a power of two) or 0.
+/// Scalar bit tricks on one 64-bit word: replicate the byte, keep bit i in byte i, carry it
+/// to the byte's top bit with +0x7F, move it to `value`'s position.
+@inline(__always)
+func spreadBits(_ bits: UInt8, as value: UInt8) -> SIMD8<UInt8> {
+    let kept = (UInt64(bits) &* 0x0101_0101_0101_0101) & 0x8040_2010_0804_0201
+    let top = (kept &+ 0x7F7F_7F7F_7F7F_7F7F) & 0x8080_8080_8080_8080
+    return unsafeBitCast(top >> UInt64(7 - value.trailingZeroBitCount), to: SIMD8<UInt8>.self)
 }
 
 // MARK: - 32-value blocks
+
+/// Σ q·q8 over one 32-value block, given the weight quants of each eight-lane group.
+@inline(__always)
+private func blockSum(_ y: UnsafeRawPointer, _ q: (SIMD8<Int16>, SIMD8<Int16>, SIMD8<Int16>, SIMD8<Int16>)) -> Int32 {
+    let acc = widen(q.0 &* loadI8x8(y, 0)) &+ widen(q.1 &* loadI8x8(y, 8))
+        &+ widen(q.2 &* loadI8x8(y, 16)) &+ widen(q.3 &* loadI8x8(y, 24))
+    return horizontalSum(acc)
+}
+
+/// The four eight-lane groups of a 4-bit block (weights j and j + 16 share byte j), plus
+/// `high` (5th bits, already shifted to 0x10) and minus `offset`.
+@inline(__always)
+private func nibbleGroups(_ qs: UnsafeRawPointer, high: (SIMD8<UInt8>, SIMD8<UInt8>, SIMD8<UInt8>, SIMD8<UInt8>), offset: Int16)
+    -> (SIMD8<Int16>, SIMD8<Int16>, SIMD8<Int16>, SIMD8<Int16>) {
+    let a = loadU8x8(qs, 0), b = loadU8x8(qs, 8)
+    return (i16((a & 0x0F) | high.0) &- offset, i16((b & 0x0F) | high.1) &- offset,
+            i16((a &>> 4) | high.2) &- offset, i16((b &>> 4) | high.3) &- offset)
+}
+
+/// The 5th bits of a Q5 block (u32 `qh`, bit j for weight j) as 0x10 per lane, per group.
+@inline(__always)
+private func q5High(_ qh: UInt32) -> (SIMD8<UInt8>, SIMD8<UInt8>, SIMD8<UInt8>, SIMD8<UInt8>) {
+    (spreadBits(UInt8(truncatingIfNeeded: qh), as: 0x10), spreadBits(UInt8(truncatingIfNeeded: qh >> 8), as: 0x10),
+     spreadBits(UInt8(truncatingIfNeeded: qh >> 16), as: 0x10), spreadBits(UInt8(truncatingIfNeeded: qh >> 24), as: 0x10))
+}
+
+private let noHigh = (SIMD8<UInt8>.zero, SIMD8<UInt8>.zero, SIMD8<UInt8>.zero, SIMD8<UInt8>.zero)
 
 // Mirrors ggml_vec_dot_q4_0_q8_0_generic: sumf += sumi * dx * dy, evaluated (sumi * dx) * dy.
 private func dotQ4_0(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float {
@@ -120,10 +184,7 @@ private func dotQ4_0(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) 
     var sumf: Float = 0
     for i in 0..<blocks {
         let xb = x + i * X.byteCount, yb = y + i * Y.byteCount
-        let q = loadU8x16(xb, X.qs)
-        let lo = SIMD16<Int16>(truncatingIfNeeded: q & 0x0F) &- 8
-        let hi = SIMD16<Int16>(truncatingIfNeeded: q &>> 4) &- 8
-        let sumi = dotI16(lo, loadI8x16(yb, Y.qs)) &+ dotI16(hi, loadI8x16(yb, Y.qs + 16))
+        let sumi = blockSum(yb + Y.qs, nibbleGroups(xb + X.qs, high: noHigh, offset: 8))
         sumf += Float(sumi) * loadHalf(xb, X.d) * loadHalf(yb, Y.d)
     }
     return sumf
@@ -136,25 +197,10 @@ private func dotQ4_1(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) 
     var sumf: Float = 0
     for i in 0..<blocks {
         let xb = x + i * X.byteCount, yb = y + i * Y.byteCount
-        let q = loadU8x16(xb, X.qs)
-        let lo = SIMD16<Int16>(truncatingIfNeeded: q & 0x0F)
-        let hi = SIMD16<Int16>(truncatingIfNeeded: q &>> 4)
-        let sumi = dotI16(lo, loadI8x16(yb, Y.qs)) &+ dotI16(hi, loadI8x16(yb, Y.qs + 16))
+        let sumi = blockSum(yb + Y.qs, nibbleGroups(xb + X.qs, high: noHigh, offset: 0))
         sumf += (loadHalf(xb, X.d) * loadHalf(yb, Y.d)) * Float(sumi) + loadHalf(xb, X.m) * loadHalf(yb, Y.s)
     }
     return sumf
-}
-
-/// The 5th bits of a Q5 block as 0x10 per lane: lanes 0..<16 from qh bits 0..<16, lanes
-/// 16..<32 (returned second) from bits 16..<32.
-@inline(__always)
-private func q5HighBits(_ qh: UInt32) -> (SIMD16<UInt8>, SIMD16<UInt8>) {
-    let bit = SIMD16<UInt16>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
-    let lo = SIMD16<UInt16>(repeating: UInt16(truncatingIfNeeded: qh)) & bit
-    let hi = SIMD16<UInt16>(repeating: UInt16(truncatingIfNeeded: qh >> 16)) & bit
-    let zero = SIMD16<UInt16>.zero
-    return (SIMD16<UInt8>(truncatingIfNeeded: zero.replacing(with: 0x10, where: lo .!= 0)),
-            SIMD16<UInt8>(truncatingIfNeeded: zero.replacing(with: 0x10, where: hi .!= 0)))
 }
 
 // Mirrors ggml_vec_dot_q5_0_q8_0_generic: sumf += (dx * dy) * sumi.
@@ -164,11 +210,8 @@ private func dotQ5_0(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) 
     var sumf: Float = 0
     for i in 0..<blocks {
         let xb = x + i * X.byteCount, yb = y + i * Y.byteCount
-        let (h0, h1) = q5HighBits(UInt32(littleEndian: xb.loadUnaligned(fromByteOffset: X.qh, as: UInt32.self)))
-        let q = loadU8x16(xb, X.qs)
-        let lo = SIMD16<Int16>(truncatingIfNeeded: (q & 0x0F) | h0) &- 16
-        let hi = SIMD16<Int16>(truncatingIfNeeded: (q &>> 4) | h1) &- 16
-        let sumi = dotI16(lo, loadI8x16(yb, Y.qs)) &+ dotI16(hi, loadI8x16(yb, Y.qs + 16))
+        let high = q5High(UInt32(littleEndian: xb.loadUnaligned(fromByteOffset: X.qh, as: UInt32.self)))
+        let sumi = blockSum(yb + Y.qs, nibbleGroups(xb + X.qs, high: high, offset: 16))
         sumf += (loadHalf(xb, X.d) * loadHalf(yb, Y.d)) * Float(sumi)
     }
     return sumf
@@ -181,11 +224,8 @@ private func dotQ5_1(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) 
     var sumf: Float = 0
     for i in 0..<blocks {
         let xb = x + i * X.byteCount, yb = y + i * Y.byteCount
-        let (h0, h1) = q5HighBits(UInt32(littleEndian: xb.loadUnaligned(fromByteOffset: X.qh, as: UInt32.self)))
-        let q = loadU8x16(xb, X.qs)
-        let lo = SIMD16<Int16>(truncatingIfNeeded: (q & 0x0F) | h0)
-        let hi = SIMD16<Int16>(truncatingIfNeeded: (q &>> 4) | h1)
-        let sumi = dotI16(lo, loadI8x16(yb, Y.qs)) &+ dotI16(hi, loadI8x16(yb, Y.qs + 16))
+        let high = q5High(UInt32(littleEndian: xb.loadUnaligned(fromByteOffset: X.qh, as: UInt32.self)))
+        let sumi = blockSum(yb + Y.qs, nibbleGroups(xb + X.qs, high: high, offset: 0))
         sumf += (loadHalf(xb, X.d) * loadHalf(yb, Y.d)) * Float(sumi) + loadHalf(xb, X.m) * loadHalf(yb, Y.s)
     }
     return sumf
@@ -198,7 +238,8 @@ private func dotQ8_0(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) 
     var sumf: Float = 0
     for i in 0..<blocks {
         let xb = x + i * X.byteCount, yb = y + i * Y.byteCount
-        let sumi = dotI16(loadI8x16(xb, X.qs), loadI8x16(yb, Y.qs)) &+ dotI16(loadI8x16(xb, X.qs + 16), loadI8x16(yb, Y.qs + 16))
+        let q = xb + X.qs
+        let sumi = blockSum(yb + Y.qs, (loadI8x8(q, 0), loadI8x8(q, 8), loadI8x8(q, 16), loadI8x8(q, 24)))
         sumf += Float(sumi) * (loadHalf(xb, X.d) * loadHalf(yb, Y.d))
     }
     return sumf

@@ -10,20 +10,6 @@ import SparrowFormats
 // eight weights is one vector operation. The per-lane products fit Int16 (|q| <= 32,
 // |q8| <= 128) before being widened for the scale multiply, as in ggml's aux16/aux32.
 
-/// Eight signed bytes widened to Int16 lanes.
-@inline(__always)
-private func loadI8x8(_ p: UnsafeRawPointer, _ offset: Int) -> SIMD8<Int16> {
-    SIMD8<Int16>(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: offset, as: SIMD8<Int8>.self))
-}
-
-@inline(__always)
-private func loadU8x8(_ p: UnsafeRawPointer, _ offset: Int) -> SIMD8<UInt8> {
-    p.loadUnaligned(fromByteOffset: offset, as: SIMD8<UInt8>.self)
-}
-
-@inline(__always)
-private func widen(_ v: SIMD8<Int16>) -> SIMD8<Int32> { SIMD8<Int32>(truncatingIfNeeded: v) }
-
 @inline(__always)
 private func q8kScale(_ y: UnsafeRawPointer) -> Float {
     Float(bitPattern: UInt32(littleEndian: y.loadUnaligned(fromByteOffset: QuantBlock.Q8_K.d, as: UInt32.self)))
@@ -33,6 +19,9 @@ private func q8kScale(_ y: UnsafeRawPointer) -> Float {
 private func bsum(_ y: UnsafeRawPointer, _ j: Int) -> Int32 {
     Int32(Int16(littleEndian: y.loadUnaligned(fromByteOffset: QuantBlock.Q8_K.bsums + 2 * j, as: Int16.self)))
 }
+
+@inline(__always)
+private func scale(_ sc: UnsafeRawPointer, _ j: Int) -> Int32 { Int32(sc.load(fromByteOffset: j, as: Int8.self)) }
 
 /// `sumf + sums[0] + ... + sums[7]`, left to right, as the generic routines finish.
 @inline(__always)
@@ -44,38 +33,40 @@ private func finishLanes(_ sumf: Float, _ sums: SIMD8<Float>) -> Float {
 
 // Mirrors ggml_vec_dot_q2_K_q8_K_generic: integer sums only, then
 // sumf += dall * isum - dmin * summs with dall = y.d * x.d, dmin = y.d * x.dmin.
+// (Per group of 16: scale (<= 15) * Σ q2 (<= 3) * q8 fits Int16 before widening.)
 func dotQ2_K(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float {
     typealias X = QuantBlock.Q2_K
     typealias Y = QuantBlock.Q8_K
     var sumf: Float = 0
     for i in 0..<blocks {
         let xb = x + i * X.byteCount, yb = y + i * Y.byteCount
-        let sc = loadU8x16(xb, X.scales)
+        let sc = xb + X.scales
         var summs: Int32 = 0
-        for j in 0..<16 { summs &+= bsum(yb, j) &* Int32(sc[j] >> 4) }
+        for j in 0..<16 { summs &+= bsum(yb, j) &* Int32(sc.load(fromByteOffset: j, as: UInt8.self) >> 4) }
         let yd = q8kScale(yb)
         let dall = yd * loadHalf(xb, X.d)
         let dmin = yd * loadHalf(xb, X.dmin)
-        var isum: Int32 = 0
+        var acc = SIMD8<Int32>.zero
         for n in 0..<2 {
             let q2 = xb + X.qs + 32 * n
-            let qa = loadU8x16(q2, 0), qb = loadU8x16(q2, 16)
+            let g0 = loadU8x8(q2, 0), g1 = loadU8x8(q2, 8), g2 = loadU8x8(q2, 16), g3 = loadU8x8(q2, 24)
             for j in 0..<4 {
                 let shift = UInt8(2 * j)
                 let q8 = Y.qs + 128 * n + 32 * j
-                let la = SIMD16<Int16>(truncatingIfNeeded: (qa &>> shift) & 3)
-                let lb = SIMD16<Int16>(truncatingIfNeeded: (qb &>> shift) & 3)
-                isum &+= Int32(sc[8 * n + 2 * j] & 0xF) &* dotI16(la, loadI8x16(yb, q8))
-                isum &+= Int32(sc[8 * n + 2 * j + 1] & 0xF) &* dotI16(lb, loadI8x16(yb, q8 + 16))
+                let s0 = Int16(sc.load(fromByteOffset: 8 * n + 2 * j, as: UInt8.self) & 0xF)
+                let s1 = Int16(sc.load(fromByteOffset: 8 * n + 2 * j + 1, as: UInt8.self) & 0xF)
+                let pa = i16((g0 &>> shift) & 3) &* loadI8x8(yb, q8) &+ i16((g1 &>> shift) & 3) &* loadI8x8(yb, q8 + 8)
+                let pb = i16((g2 &>> shift) & 3) &* loadI8x8(yb, q8 + 16) &+ i16((g3 &>> shift) & 3) &* loadI8x8(yb, q8 + 24)
+                acc &+= widen(pa &* s0) &+ widen(pb &* s1)
             }
         }
-        sumf += dall * Float(isum) - dmin * Float(summs)
+        sumf += dall * Float(horizontalSum(acc)) - dmin * Float(summs)
     }
     return sumf
 }
 
 // Mirrors ggml_vec_dot_q3_K_q8_K_generic: q = low2 - (hmask bit ? 0 : 4), lanes per 16-group
-// scale (raw - 32), d = x.d * y.d.
+// scale (raw - 32), d = x.d * y.d. (|q * q8 * scale| <= 4 * 128 * 32 fits Int16.)
 func dotQ3_K(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float {
     typealias X = QuantBlock.Q3_K
     typealias Y = QuantBlock.Q8_K
@@ -89,19 +80,15 @@ func dotQ3_K(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float
             for n in 0..<2 {
                 let q3 = loadU8x8(xb, X.qs + 32 * n + 8 * g)
                 for s in 0..<4 {  // 2-bit plane s of chunk n: weights 128n + 32s + 8g + l
-                    let shift = UInt8(2 * s)
-                    let bit = UInt8(1) << UInt8(4 * n + s)
-                    let low = SIMD8<Int16>(truncatingIfNeeded: (q3 &>> shift) & 3)
-                    let minus = SIMD8<UInt8>(repeating: 4).replacing(with: 0, where: (hm & bit) .!= 0)
-                    let a = low &- SIMD8<Int16>(truncatingIfNeeded: minus)
+                    let high = ((hm &>> UInt8(4 * n + s)) & 1) &<< 2
+                    let a = i16(((q3 &>> UInt8(2 * s)) & 3) | high) &- 4
                     let e = 128 * n + 32 * s + 8 * g
-                    let p = a &* loadI8x8(yb, Y.qs + e)
-                    aux32 &+= Int32(scales[e / 16]) &* widen(p)
+                    aux32 &+= widen(a &* loadI8x8(yb, Y.qs + e) &* Int16(scales[e / 16]))
                 }
             }
         }
         let d = loadHalf(xb, X.d) * q8kScale(yb)
-        sums += d * SIMD8<Float>(aux32)
+        sums += d * toFloat(aux32)
     }
     return finishLanes(0, sums)
 }
@@ -123,8 +110,8 @@ func dotQ4_K(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float
             var accLo = SIMD8<Int16>.zero, accHi = SIMD8<Int16>.zero
             for g in 0..<4 {
                 let q = loadU8x8(xb, X.qs + 32 * k + 8 * g)
-                let lo = SIMD8<Int16>(truncatingIfNeeded: q & 0x0F)
-                let hi = SIMD8<Int16>(truncatingIfNeeded: q &>> 4)
+                let lo = i16(q & 0x0F)
+                let hi = i16(q &>> 4)
                 accLo &+= lo &* loadI8x8(yb, Y.qs + 64 * k + 8 * g)
                 accHi &+= hi &* loadI8x8(yb, Y.qs + 64 * k + 32 + 8 * g)
             }
@@ -132,7 +119,7 @@ func dotQ4_K(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float
         }
         let yd = q8kScale(yb)
         let d = loadHalf(xb, X.d) * yd
-        sums += d * SIMD8<Float>(aux32)
+        sums += d * toFloat(aux32)
         let dmin = loadHalf(xb, X.dmin) * yd
         sumf -= dmin * Float(sumi)
     }
@@ -152,14 +139,13 @@ func dotQ5_K(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float
         for j in 0..<16 { sumi &+= bsum(yb, j) &* Int32(sm[8 + j / 2]) }
         var aux32 = SIMD8<Int32>.zero
         for k in 0..<4 {
-            let bitLo = UInt8(1) << UInt8(2 * k), bitHi = UInt8(2) << UInt8(2 * k)
+            let shiftLo = UInt8(2 * k), shiftHi = UInt8(2 * k + 1)
             var accLo = SIMD8<Int16>.zero, accHi = SIMD8<Int16>.zero
             for g in 0..<4 {
                 let q = loadU8x8(xb, X.qs + 32 * k + 8 * g)
                 let h = loadU8x8(xb, X.qh + 8 * g)
-                let zero = SIMD8<UInt8>.zero
-                let lo = SIMD8<Int16>(truncatingIfNeeded: (q & 0x0F) | zero.replacing(with: 16, where: (h & bitLo) .!= 0))
-                let hi = SIMD8<Int16>(truncatingIfNeeded: (q &>> 4) | zero.replacing(with: 16, where: (h & bitHi) .!= 0))
+                let lo = i16((q & 0x0F) | (((h &>> shiftLo) & 1) &<< 4))
+                let hi = i16((q &>> 4) | (((h &>> shiftHi) & 1) &<< 4))
                 accLo &+= lo &* loadI8x8(yb, Y.qs + 64 * k + 8 * g)
                 accHi &+= hi &* loadI8x8(yb, Y.qs + 64 * k + 32 + 8 * g)
             }
@@ -167,7 +153,7 @@ func dotQ5_K(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float
         }
         let yd = q8kScale(yb)
         let d = loadHalf(xb, X.d) * yd
-        sums += d * SIMD8<Float>(aux32)
+        sums += d * toFloat(aux32)
         let dmin = loadHalf(xb, X.dmin) * yd
         sumf -= dmin * Float(sumi)
     }
@@ -182,27 +168,27 @@ func dotQ6_K(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float
     var sums = SIMD8<Float>.zero
     for i in 0..<blocks {
         let xb = x + i * X.byteCount, yb = y + i * Y.byteCount
-        let sc = SIMD16<Int32>(truncatingIfNeeded: xb.loadUnaligned(fromByteOffset: X.scales, as: SIMD16<Int8>.self))
+        let sc = xb + X.scales
         var aux32 = SIMD8<Int32>.zero
         for n in 0..<2 {
             for g in 0..<4 {  // weights 128n + 32t + 8g + l for the four quarters t
                 let a = loadU8x8(xb, X.ql + 64 * n + 8 * g)
                 let b = loadU8x8(xb, X.ql + 64 * n + 32 + 8 * g)
                 let h = loadU8x8(xb, X.qh + 32 * n + 8 * g)
-                let q0 = SIMD8<Int16>(truncatingIfNeeded: (a & 0xF) | ((h & 3) &<< 4)) &- 32
-                let q1 = SIMD8<Int16>(truncatingIfNeeded: (b & 0xF) | (((h &>> 2) & 3) &<< 4)) &- 32
-                let q2 = SIMD8<Int16>(truncatingIfNeeded: (a &>> 4) | (((h &>> 4) & 3) &<< 4)) &- 32
-                let q3 = SIMD8<Int16>(truncatingIfNeeded: (b &>> 4) | (((h &>> 6) & 3) &<< 4)) &- 32
+                let q0 = i16((a & 0xF) | ((h & 3) &<< 4)) &- 32
+                let q1 = i16((b & 0xF) | (((h &>> 2) & 3) &<< 4)) &- 32
+                let q2 = i16((a &>> 4) | (((h &>> 4) & 3) &<< 4)) &- 32
+                let q3 = i16((b &>> 4) | (((h &>> 6) & 3) &<< 4)) &- 32
                 let base = 128 * n + 8 * g
                 let s = 8 * n + g / 2  // scale of weight base + 32t is sc[s + 2t]
-                aux32 &+= sc[s] &* widen(q0 &* loadI8x8(yb, Y.qs + base))
-                aux32 &+= sc[s + 2] &* widen(q1 &* loadI8x8(yb, Y.qs + base + 32))
-                aux32 &+= sc[s + 4] &* widen(q2 &* loadI8x8(yb, Y.qs + base + 64))
-                aux32 &+= sc[s + 6] &* widen(q3 &* loadI8x8(yb, Y.qs + base + 96))
+                aux32 &+= scale(sc, s) &* widen(q0 &* loadI8x8(yb, Y.qs + base))
+                aux32 &+= scale(sc, s + 2) &* widen(q1 &* loadI8x8(yb, Y.qs + base + 32))
+                aux32 &+= scale(sc, s + 4) &* widen(q2 &* loadI8x8(yb, Y.qs + base + 64))
+                aux32 &+= scale(sc, s + 6) &* widen(q3 &* loadI8x8(yb, Y.qs + base + 96))
             }
         }
         let d = loadHalf(xb, X.d) * q8kScale(yb)
-        sums += d * SIMD8<Float>(aux32)
+        sums += d * toFloat(aux32)
     }
     return finishLanes(0, sums)
 }
