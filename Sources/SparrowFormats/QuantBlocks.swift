@@ -13,19 +13,28 @@ public enum QuantBlock {
     /// `d` f16 @0, `qs[16]` @2 (weight j in the low nibble of qs[j], weight j+16 in the high
     /// nibble; value = (nibble - 8) * d).
     public enum Q4_0 {
+        /// Bytes per block.
         @inlinable public static var byteCount: Int { 18 }
+        /// Values per block.
         @inlinable public static var elementCount: Int { 32 }
+        /// Byte offset of `d`.
         @inlinable public static var d: Int { 0 }
+        /// Byte offset of `qs`.
         @inlinable public static var qs: Int { 2 }
     }
 
     /// Same layout as ggml's `block_q4_1` (20 bytes, 32 weights):
     /// `d` f16 @0, `m` f16 @2, `qs[16]` @4 (nibbles as in Q4_0; value = nibble * d + m).
     public enum Q4_1 {
+        /// Bytes per block.
         @inlinable public static var byteCount: Int { 20 }
+        /// Values per block.
         @inlinable public static var elementCount: Int { 32 }
+        /// Byte offset of `d`.
         @inlinable public static var d: Int { 0 }
+        /// Byte offset of `m`.
         @inlinable public static var m: Int { 2 }
+        /// Byte offset of `qs`.
         @inlinable public static var qs: Int { 4 }
     }
 
@@ -33,40 +42,60 @@ public enum QuantBlock {
     /// `d` f16 @0, `qh[4]` @2 (u32 LE: bit j is the 5th bit of weight j), `qs[16]` @6
     /// (low 4 bits as in Q4_0; value = (q5 - 16) * d).
     public enum Q5_0 {
+        /// Bytes per block.
         @inlinable public static var byteCount: Int { 22 }
+        /// Values per block.
         @inlinable public static var elementCount: Int { 32 }
+        /// Byte offset of `d`.
         @inlinable public static var d: Int { 0 }
+        /// Byte offset of `qh`.
         @inlinable public static var qh: Int { 2 }
+        /// Byte offset of `qs`.
         @inlinable public static var qs: Int { 6 }
     }
 
     /// Same layout as ggml's `block_q5_1` (24 bytes, 32 weights):
     /// `d` f16 @0, `m` f16 @2, `qh[4]` @4, `qs[16]` @8 (value = q5 * d + m).
     public enum Q5_1 {
+        /// Bytes per block.
         @inlinable public static var byteCount: Int { 24 }
+        /// Values per block.
         @inlinable public static var elementCount: Int { 32 }
+        /// Byte offset of `d`.
         @inlinable public static var d: Int { 0 }
+        /// Byte offset of `m`.
         @inlinable public static var m: Int { 2 }
+        /// Byte offset of `qh`.
         @inlinable public static var qh: Int { 4 }
+        /// Byte offset of `qs`.
         @inlinable public static var qs: Int { 8 }
     }
 
     /// Same layout as ggml's `block_q8_0` (34 bytes, 32 values):
     /// `d` f16 @0, `qs[32]` int8 @2 (value = q * d).
     public enum Q8_0 {
+        /// Bytes per block.
         @inlinable public static var byteCount: Int { 34 }
+        /// Values per block.
         @inlinable public static var elementCount: Int { 32 }
+        /// Byte offset of `d`.
         @inlinable public static var d: Int { 0 }
+        /// Byte offset of `qs`.
         @inlinable public static var qs: Int { 2 }
     }
 
     /// Same layout as ggml's `block_q8_1` (36 bytes, 32 values), an activation format:
     /// `d` f16 @0, `s` f16 @2 (= d * sum(qs)), `qs[32]` int8 @4.
     public enum Q8_1 {
+        /// Bytes per block.
         @inlinable public static var byteCount: Int { 36 }
+        /// Values per block.
         @inlinable public static var elementCount: Int { 32 }
+        /// Byte offset of `d`.
         @inlinable public static var d: Int { 0 }
+        /// Byte offset of `s`.
         @inlinable public static var s: Int { 2 }
+        /// Byte offset of `qs`.
         @inlinable public static var qs: Int { 4 }
     }
 
@@ -74,11 +103,17 @@ public enum QuantBlock {
     /// `scales[16]` @0 (low nibble scale, high nibble min, per group), `qs[64]` @16 (2-bit
     /// quants), `d` f16 @80, `dmin` f16 @82.
     public enum Q2_K {
+        /// Bytes per block.
         @inlinable public static var byteCount: Int { 84 }
+        /// Values per block.
         @inlinable public static var elementCount: Int { 256 }
+        /// Byte offset of `scales`.
         @inlinable public static var scales: Int { 0 }
+        /// Byte offset of `qs`.
         @inlinable public static var qs: Int { 16 }
+        /// Byte offset of `d`.
         @inlinable public static var d: Int { 80 }
+        /// Byte offset of `dmin`.
         @inlinable public static var dmin: Int { 82 }
     }
 
@@ -86,11 +121,17 @@ public enum QuantBlock {
     /// `hmask[32]` @0 (high bit, clear means "subtract 4"), `qs[64]` @32 (low 2 bits),
     /// `scales[12]` @96 (sixteen 6-bit scales, biased by 32), `d` f16 @108.
     public enum Q3_K {
+        /// Bytes per block.
         @inlinable public static var byteCount: Int { 110 }
+        /// Values per block.
         @inlinable public static var elementCount: Int { 256 }
+        /// Byte offset of `hmask`.
         @inlinable public static var hmask: Int { 0 }
+        /// Byte offset of `qs`.
         @inlinable public static var qs: Int { 32 }
+        /// Byte offset of `scales`.
         @inlinable public static var scales: Int { 96 }
+        /// Byte offset of `d`.
         @inlinable public static var d: Int { 108 }
     }
 
@@ -99,11 +140,17 @@ public enum QuantBlock {
     /// `qs[128]` @16 (4-bit quants; group 2k in the low nibbles of qs[32k..<32k+32], group
     /// 2k+1 in the high nibbles).
     public enum Q4_K {
+        /// Bytes per block.
         @inlinable public static var byteCount: Int { 144 }
+        /// Values per block.
         @inlinable public static var elementCount: Int { 256 }
+        /// Byte offset of `d`.
         @inlinable public static var d: Int { 0 }
+        /// Byte offset of `dmin`.
         @inlinable public static var dmin: Int { 2 }
+        /// Byte offset of `scales`.
         @inlinable public static var scales: Int { 4 }
+        /// Byte offset of `qs`.
         @inlinable public static var qs: Int { 16 }
     }
 
@@ -111,12 +158,19 @@ public enum QuantBlock {
     /// `d` f16 @0, `dmin` f16 @2, `scales[12]` @4 (as Q4_K), `qh[32]` @16 (5th bits: bit g of
     /// qh[l] belongs to weight 32g + l), `qs[128]` @48 (low 4 bits as Q4_K).
     public enum Q5_K {
+        /// Bytes per block.
         @inlinable public static var byteCount: Int { 176 }
+        /// Values per block.
         @inlinable public static var elementCount: Int { 256 }
+        /// Byte offset of `d`.
         @inlinable public static var d: Int { 0 }
+        /// Byte offset of `dmin`.
         @inlinable public static var dmin: Int { 2 }
+        /// Byte offset of `scales`.
         @inlinable public static var scales: Int { 4 }
+        /// Byte offset of `qh`.
         @inlinable public static var qh: Int { 16 }
+        /// Byte offset of `qs`.
         @inlinable public static var qs: Int { 48 }
     }
 
@@ -124,11 +178,17 @@ public enum QuantBlock {
     /// `ql[128]` @0 (low 4 bits), `qh[64]` @128 (high 2 bits), `scales[16]` int8 @192,
     /// `d` f16 @208 (value = d * scale * (q6 - 32)).
     public enum Q6_K {
+        /// Bytes per block.
         @inlinable public static var byteCount: Int { 210 }
+        /// Values per block.
         @inlinable public static var elementCount: Int { 256 }
+        /// Byte offset of `ql`.
         @inlinable public static var ql: Int { 0 }
+        /// Byte offset of `qh`.
         @inlinable public static var qh: Int { 128 }
+        /// Byte offset of `scales`.
         @inlinable public static var scales: Int { 192 }
+        /// Byte offset of `d`.
         @inlinable public static var d: Int { 208 }
     }
 
@@ -136,10 +196,15 @@ public enum QuantBlock {
     /// the K-quants: `d` **f32** @0, `qs[256]` int8 @4, `bsums[16]` int16 @260 (sum of each
     /// group of 16 quants).
     public enum Q8_K {
+        /// Bytes per block.
         @inlinable public static var byteCount: Int { 292 }
+        /// Values per block.
         @inlinable public static var elementCount: Int { 256 }
+        /// Byte offset of `d`.
         @inlinable public static var d: Int { 0 }
+        /// Byte offset of `qs`.
         @inlinable public static var qs: Int { 4 }
+        /// Byte offset of `bsums`.
         @inlinable public static var bsums: Int { 260 }
     }
 

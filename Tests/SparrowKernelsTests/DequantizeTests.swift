@@ -27,6 +27,26 @@ struct DequantizeTests {
         #expect(bad.isEmpty, "\(f.type) \(f.source): \(bad.count) of \(f.count) differ; first at \(bad.first ?? -1): got \(bad.first.map { got[$0] } ?? 0), want \(bad.first.map { f.values[$0] } ?? 0)")
     }
 
+    @Test("QuantBlock layouts agree with GGMLType's block and type sizes")
+    func layoutSizes() {
+        typealias B = QuantBlock
+        let layouts: [(GGMLType, Int, Int)] = [
+            (.q4_0, B.Q4_0.byteCount, B.Q4_0.elementCount), (.q4_1, B.Q4_1.byteCount, B.Q4_1.elementCount),
+            (.q5_0, B.Q5_0.byteCount, B.Q5_0.elementCount), (.q5_1, B.Q5_1.byteCount, B.Q5_1.elementCount),
+            (.q8_0, B.Q8_0.byteCount, B.Q8_0.elementCount), (.q8_1, B.Q8_1.byteCount, B.Q8_1.elementCount),
+            (.q2_K, B.Q2_K.byteCount, B.Q2_K.elementCount), (.q3_K, B.Q3_K.byteCount, B.Q3_K.elementCount),
+            (.q4_K, B.Q4_K.byteCount, B.Q4_K.elementCount), (.q5_K, B.Q5_K.byteCount, B.Q5_K.elementCount),
+            (.q6_K, B.Q6_K.byteCount, B.Q6_K.elementCount), (.q8_K, B.Q8_K.byteCount, B.Q8_K.elementCount),
+        ]
+        for (type, bytes, elements) in layouts {
+            #expect(type.typeSize == bytes && type.blockSize == elements, "\(type)")
+        }
+        // Last field ends exactly at the block end.
+        #expect(B.Q2_K.dmin + 2 == B.Q2_K.byteCount && B.Q3_K.d + 2 == B.Q3_K.byteCount)
+        #expect(B.Q4_K.qs + 128 == B.Q4_K.byteCount && B.Q5_K.qs + 128 == B.Q5_K.byteCount)
+        #expect(B.Q6_K.d + 2 == B.Q6_K.byteCount && B.Q8_K.bsums + 32 == B.Q8_K.byteCount)
+    }
+
     @Test("Unsupported types throw an error that names the type")
     func unsupported() {
         var out = [Float](repeating: 0, count: 256)
