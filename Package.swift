@@ -30,7 +30,7 @@ let package = Package(
             dependencies: ["SparrowEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimize),
         .testTarget(name: "SparrowFormatsTests", dependencies: ["SparrowFormats", "SparrowKernels"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels"]),
+        .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels", "SparrowFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowTokenizerTests", dependencies: ["SparrowTokenizer"]),
         .testTarget(name: "SparrowTemplateTests", dependencies: ["SparrowTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowModelsTests", dependencies: ["SparrowEngine"], resources: [.copy("Fixtures")]),
