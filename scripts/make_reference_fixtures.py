@@ -71,7 +71,8 @@ def greedy(llm, prompt_tokens):
     out, margins, top2 = [], [], []
     first_logits = None
     for step in range(N_GEN):
-        logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+        # With logits_all=False only the batch's last row exists, read straight from the context.
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float32).copy()
         if first_logits is None:
             first_logits = logits.copy()
         lp = log_softmax(logits)

@@ -43,15 +43,26 @@ public enum QuantKernels {
         return n / a.blockSize * a.typeSize
     }
 
+    /// How `quantizeActivations` rounds Q8_0/Q8_1 blocks. On x86-64 the default follows ggml's
+    /// AVX/AVX2 quantizer (what llama.cpp runs on such CPUs), so ties round as llama.cpp's do;
+    /// elsewhere ggml's reference quantizer.
+    nonisolated(unsafe) public static var activationRounding: Q8Rounding = {
+        #if arch(x86_64)
+        return .x86SIMD
+        #else
+        return .reference
+        #endif
+    }()
+
     /// Quantizes `count` f32 activations into `dst` in the format `dot` expects for `weight`
-    /// (`activationRowBytes(for: weight, count: count)` bytes, no alignment needed), with
-    /// ggml's reference quantizers. `count` must be a multiple of the weight's block size;
+    /// (`activationRowBytes(for: weight, count: count)` bytes, no alignment needed), rounding
+    /// per `activationRounding`. `count` must be a multiple of the weight's block size;
     /// for an unsupported weight type nothing is written.
     public static func quantizeActivations(_ x: UnsafePointer<Float>, count: Int, for weight: GGMLType, into dst: UnsafeMutableRawPointer) {
         guard weight.isSupported else { return }
         switch activationType(for: weight) {
-        case .q8_0: quantizeRowQ8_0(x, count: count, into: dst)
-        case .q8_1: quantizeRowQ8_1(x, count: count, into: dst)
+        case .q8_0: quantizeRowQ8_0(x, count: count, into: dst, rounding: activationRounding)
+        case .q8_1: quantizeRowQ8_1(x, count: count, into: dst, rounding: activationRounding)
         case .q8_K: quantizeRowQ8_K(x, count: count, into: dst)
         case .f16: HalfRows.toF16(x, count: count, into: dst)
         case .bf16: HalfRows.toBF16(x, count: count, into: dst)
