@@ -200,9 +200,9 @@ public struct TokenizerVocabulary: Sendable {
         if let v = bool("tokenizer.ggml.add_bos_token") { addBOS = v }
         if let v = bool("tokenizer.ggml.add_eos_token") { addEOS = v }
 
-        // Auto-detection by text, as llama.cpp. It walks an unordered_map; we walk ids from
-        // the highest down, which matches the order libstdc++ usually yields (e.g. Qwen's
-        // EOT becomes <|im_end|>, not <|endoftext|>).
+        // Auto-detection by text, as llama.cpp: it walks its token_to_id unordered_map and
+        // keeps the first match per kind, so with several candidates we replay the map's
+        // iteration order (see LibstdcxxMapOrder).
         let eotNames: Set<String> = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
                                      "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>"]
         let fimPreNames: Set<String> = ["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>", "<|code_prefix|>", "<|prefix|>"]
@@ -222,21 +222,32 @@ public struct TokenizerVocabulary: Sendable {
         }
 
         var ids: [Int] = []  // candidate ids: only short texts starting like a marker
-        for i in stride(from: n - 1, through: 0, by: -1) {
+        for i in 0..<n {
             let u = texts[i].utf8
             if u.count <= 32, let f = u.first, f == 0x3C || f == 0x5B || f == 0x5F || f == 0xE2 { ids.append(i) }
         }
+        let kinds: [Set<String>] = [eotNames, ["<|eom_id|>"], fimPreNames, fimSufNames, fimMidNames, fimPadNames, fimRepNames, ["<|file_sep|>"]]
+        let current = [eot, eom, fimPre, fimSuf, fimMid, fimPad, fimRep, fimSep]
+        var candidates = [[Int]](repeating: [], count: kinds.count)
         for i in ids {
-            let t = texts[i]
-            if eot == nil, matches(t, eotNames) { eot = Int32(i); attrs[i].insert(.control) }
-            if eom == nil, matches(t, ["<|eom_id|>"]) { eom = Int32(i); attrs[i].insert(.control) }
-            if fimPre == nil, matches(t, fimPreNames) { fimPre = Int32(i); attrs[i].insert(.control) }
-            if fimSuf == nil, matches(t, fimSufNames) { fimSuf = Int32(i); attrs[i].insert(.control) }
-            if fimMid == nil, matches(t, fimMidNames) { fimMid = Int32(i); attrs[i].insert(.control) }
-            if fimPad == nil, matches(t, fimPadNames) { fimPad = Int32(i); attrs[i].insert(.control) }
-            if fimRep == nil, matches(t, fimRepNames) { fimRep = Int32(i); attrs[i].insert(.control) }
-            if fimSep == nil, matches(t, ["<|file_sep|>"]) { fimSep = Int32(i); attrs[i].insert(.control) }
+            for k in 0..<kinds.count where current[k] == nil && matches(texts[i], kinds[k]) { candidates[k].append(i) }
         }
+        var chosen = current
+        if candidates.contains(where: { $0.count > 1 }), let position = LibstdcxxMapOrder.positions(of: texts) {
+            for k in 0..<kinds.count where current[k] == nil {
+                let visible = candidates[k].filter { position[$0] >= 0 }
+                if let best = visible.min(by: { position[$0] < position[$1] }) { chosen[k] = Int32(best) }
+            }
+        } else {
+            for k in 0..<kinds.count where current[k] == nil {
+                if let best = candidates[k].last { chosen[k] = Int32(best) }
+            }
+        }
+        for k in 0..<kinds.count where current[k] == nil {
+            if let c = chosen[k] { attrs[Int(c)].insert(.control) }
+        }
+        eot = chosen[0]; eom = chosen[1]; fimPre = chosen[2]; fimSuf = chosen[3]
+        fimMid = chosen[4]; fimPad = chosen[5]; fimRep = chosen[6]; fimSep = chosen[7]
 
         // Control tokens named "unused..." are unused.
         for i in 0..<n where attrs[i].contains(.control) && !attrs[i].contains(.unused) {

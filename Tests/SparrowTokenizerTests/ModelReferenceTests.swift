@@ -56,4 +56,18 @@ struct ModelReferenceTests {
         }
         print("\(model): \(passed)/\(cases.count) match \(file.generator)")
     }
+
+    /// EOT and EOG as llama.cpp 0.3.36 reports them (llama_vocab_eot / llama_vocab_is_eog).
+    @Test("end-of-turn and end-of-generation tokens match llama.cpp")
+    func endTokens() throws {
+        let expected: [(String, Int32, Set<Int32>)] = [
+            ("qwen2.5-coder-0.5b-instruct.gguf", 151645, [128247, 151643, 151645, 151662, 151663, 151664]),
+            ("SmolLM2-135M-Instruct.Q4_1.gguf", 0, [0, 2, 4]),
+        ]
+        for (model, eot, eog) in expected where Self.modelAvailable(model) {
+            let tok = try VocabFiles.tokenizer(atPath: "\(Self.modelsDirectory)/\(model)")
+            #expect(tok.eot == eot, "\(model)")
+            #expect(tok.endOfGenerationTokens == eog, "\(model)")
+        }
+    }
 }

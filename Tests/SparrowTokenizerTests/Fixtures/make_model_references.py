@@ -133,7 +133,9 @@ def main():
                 out["cases"].append({"model": fname, "text": s, "add_special": add, "parse_special": special, "tokens": list(ids)})
     dest = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_references.json")
     with open(dest, "w", encoding="utf-8") as fh:
-        json.dump(out, fh, ensure_ascii=False, indent=0)
+        fh.write('{"generator": %s, "cases": [\n' % json.dumps(out["generator"]))
+        fh.write(",\n".join(json.dumps(c, ensure_ascii=False) for c in out["cases"]))
+        fh.write("\n]}\n")
     print(f"{len(out['cases'])} cases from {out['generator']} -> {dest}")
 
 
