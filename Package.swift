@@ -31,7 +31,7 @@ let package = Package(
             swiftSettings: optimize),
         .testTarget(name: "SparrowFormatsTests", dependencies: ["SparrowFormats", "SparrowKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels", "SparrowFormats"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SparrowTokenizerTests", dependencies: ["SparrowTokenizer"]),
+        .testTarget(name: "SparrowTokenizerTests", dependencies: ["SparrowTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowTemplateTests", dependencies: ["SparrowTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowModelsTests", dependencies: ["SparrowEngine"], resources: [.copy("Fixtures")]),
     ]

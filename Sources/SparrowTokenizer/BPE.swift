@@ -1,0 +1,201 @@
+/// Byte-level BPE (llama.cpp's `llm_tokenizer_bpe_session`).
+///
+/// llama.cpp works on byte-level text (each byte shown as a printable code point) and looks
+/// strings up in maps. We work on raw bytes instead: every byte-level token and merge is
+/// decoded back to the bytes it stands for and interned, so a symbol is an integer id and a
+/// merge lookup is one hash probe on a pair of ids. Tokens whose text is not byte-level text
+/// (added tokens containing a raw space or other unmapped characters) can never equal
+/// byte-level text, so leaving them out changes no result.
+struct BPEModel: Sendable {
+    /// Interned byte strings: ids 0...255 are the single bytes, then merge sides and results.
+    private let interned: ByteStringMap
+    /// Vocabulary token for each interned string, or -1.
+    private let internedToken: [Int32]
+    /// (left id, right id) → rank << 32 | merged id.
+    private let merges: PairTable
+    /// Raw bytes → token id for every byte-level token (for ignore_merges lookups).
+    let rawTokens: ByteStringMap
+    /// Token id for each single-character byte-level string of an ASCII byte (byte fallback).
+    private let asciiToken: [Int32]
+    let ignoreMerges: Bool
+
+    init(vocabulary v: TokenizerVocabulary) {
+        let n = v.tokens.count
+        var raw = ByteStringMap(capacity: n)
+        for i in 0..<n {
+            if let bytes = ByteLevel.decode(v.tokens[i]) {
+                raw.insert(bytes, value: Int32(i), overwrite: true)  // token_to_id: last wins
+            }
+        }
+        rawTokens = raw
+
+        var ascii = [Int32](repeating: -1, count: 128)
+        for b in 0..<128 {
+            // llama.cpp looks up the one-byte string of each byte of the byte-level text.
+            if let t = raw.find([UInt8(b)]), ByteLevel.byteToScalar[b] == UInt32(b) { ascii[b] = t }
+        }
+        asciiToken = ascii
+
+        var strings = ByteStringMap(capacity: v.merges.count * 2 + 256)
+        for b in 0..<256 { strings.insert([UInt8(b)], value: Int32(b), overwrite: false) }
+        var table = PairTable(capacity: v.merges.count)
+        var rank: UInt64 = 0
+        for m in v.merges {
+            defer { rank += 1 }
+            // Split at the first space after position 0, as llama.cpp (`find(' ', 1)`).
+            let u = Array(m.utf8)
+            guard u.count >= 2, let sp = u[1...].firstIndex(of: 0x20) else { continue }
+            let leftText = String(decoding: u[..<sp], as: UTF8.self)
+            let rightText = String(decoding: u[(sp + 1)...], as: UTF8.self)
+            guard let l = ByteLevel.decode(leftText), let r = ByteLevel.decode(rightText), !l.isEmpty, !r.isEmpty else { continue }
+            let li = strings.insert(l, value: Int32(strings.count), overwrite: false)
+            let ri = strings.insert(r, value: Int32(strings.count), overwrite: false)
+            let mi = strings.insert(l + r, value: Int32(strings.count), overwrite: false)
+            table.insertIfAbsent(Int32(li), Int32(ri), rank << 32 | UInt64(mi))
+        }
+        merges = table
+        interned = strings
+
+        var tok = [Int32](repeating: -1, count: strings.count)
+        for e in 0..<strings.count {
+            tok[e] = raw.find(Array(strings.key(at: e))) ?? -1
+        }
+        internedToken = tok
+        ignoreMerges = v.ignoreMerges
+    }
+
+    /// Reusable buffers for one encode call.
+    struct Workspace {
+        var symStart: [Int32] = []
+        var symLen: [Int32] = []
+        var symID: [Int32] = []
+        var symPrev: [Int32] = []
+        var symNext: [Int32] = []
+        var heap = BigramHeap()
+    }
+
+    /// Encodes one pre-tokenized word (raw UTF-8 bytes), appending token ids.
+    func encodeWord(_ w: UnsafeBufferPointer<UInt8>, _ ws: inout Workspace, _ out: inout [Int32]) {
+        let n = w.count
+        guard n > 0, let base = w.baseAddress else { return }
+        if ignoreMerges, let t = rawTokens.find(base, count: n) {
+            out.append(t)
+            return
+        }
+        if n == 1 {
+            emit(symbolID: Int32(w[0]), base, 1, &out)
+            return
+        }
+        ws.symStart.removeAll(keepingCapacity: true)
+        ws.symLen.removeAll(keepingCapacity: true)
+        ws.symID.removeAll(keepingCapacity: true)
+        ws.symPrev.removeAll(keepingCapacity: true)
+        ws.symNext.removeAll(keepingCapacity: true)
+        for i in 0..<n {
+            ws.symStart.append(Int32(i))
+            ws.symLen.append(1)
+            ws.symID.append(Int32(w[i]))
+            ws.symPrev.append(Int32(i - 1))
+            ws.symNext.append(i + 1 == n ? -1 : Int32(i + 1))
+        }
+        ws.heap.removeAll()
+        for i in 1..<n { addBigram(Int32(i - 1), Int32(i), &ws) }
+
+        while let b = ws.heap.pop() {
+            let l = Int(b.left), r = Int(b.right)
+            let ll = ws.symLen[l], rl = ws.symLen[r]
+            // Skip bigrams whose symbols changed since they were queued.
+            if ll == 0 || rl == 0 || ll + rl != b.size { continue }
+            ws.symLen[l] = ll + rl
+            ws.symID[l] = b.merged
+            ws.symLen[r] = 0
+            let next = ws.symNext[r]
+            ws.symNext[l] = next
+            if next >= 0 { ws.symPrev[Int(next)] = b.left }
+            addBigram(ws.symPrev[l], b.left, &ws)
+            addBigram(b.left, next, &ws)
+        }
+        for i in 0..<n where ws.symLen[i] > 0 {
+            emit(symbolID: ws.symID[i], base + Int(ws.symStart[i]), Int(ws.symLen[i]), &out)
+        }
+    }
+
+    @inline(__always)
+    private func addBigram(_ left: Int32, _ right: Int32, _ ws: inout Workspace) {
+        guard left >= 0, right >= 0 else { return }
+        let l = Int(left), r = Int(right)
+        guard let v = merges.find(ws.symID[l], ws.symID[r]) else { return }
+        ws.heap.push(Bigram(rank: Int32(truncatingIfNeeded: v >> 32), left: left, right: right,
+                            size: ws.symLen[l] + ws.symLen[r], merged: Int32(truncatingIfNeeded: v & 0xFFFF_FFFF)))
+    }
+
+    /// Appends the token for a final symbol, or llama.cpp's per-byte fallback when the symbol
+    /// is not in the vocabulary (only one-byte byte-level strings can be found then).
+    @inline(__always)
+    private func emit(symbolID: Int32, _ p: UnsafePointer<UInt8>, _ len: Int, _ out: inout [Int32]) {
+        let t = internedToken[Int(symbolID)]
+        if t >= 0 {
+            out.append(t)
+            return
+        }
+        for k in 0..<len {
+            let b = p[k]
+            if b < 128, asciiToken[Int(b)] >= 0 { out.append(asciiToken[Int(b)]) }
+        }
+    }
+}
+
+/// A candidate merge of two adjacent symbols.
+struct Bigram {
+    var rank: Int32
+    var left: Int32
+    var right: Int32
+    var size: Int32
+    var merged: Int32
+}
+
+/// Min-heap on (rank, left): llama.cpp's `llm_bigram_bpe::comparator`.
+struct BigramHeap {
+    private var items: [Bigram] = []
+
+    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
+
+    @inline(__always)
+    private static func less(_ a: Bigram, _ b: Bigram) -> Bool {
+        a.rank < b.rank || (a.rank == b.rank && a.left < b.left)
+    }
+
+    mutating func push(_ x: Bigram) {
+        items.append(x)
+        var i = items.count - 1
+        while i > 0 {
+            let p = (i - 1) >> 1
+            if Self.less(items[i], items[p]) {
+                items.swapAt(i, p)
+                i = p
+            } else {
+                break
+            }
+        }
+    }
+
+    mutating func pop() -> Bigram? {
+        guard let top = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            let n = items.count
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < n && Self.less(items[l], items[m]) { m = l }
+                if r < n && Self.less(items[r], items[m]) { m = r }
+                if m == i { break }
+                items.swapAt(i, m)
+                i = m
+            }
+        }
+        return top
+    }
+}
