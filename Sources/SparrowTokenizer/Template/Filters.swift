@@ -119,8 +119,8 @@ extension Interpreter {
             case .dict(let d): return .int(d.count)
             case .undefined: return .int(0)
             case .object(let o):
-                if case .namespace = o.kind { break }
                 if case .loop(let id) = o.kind, id < loops.count { return .int(loops[id].items.count) }
+                if case .iterable(_, let type, let count) = o.kind, !type.isIterator { return .int(count) }
             default: break
             }
             throw error("object of type '\(Py.typeName(value))' has no len()")
@@ -161,8 +161,12 @@ extension Interpreter {
             for item in items { parts.append(try str(item)) }
             return .string(parts.joined(separator: try str(a[0] ?? .string(""))))
         case "first":
-            return try iterate(value).first ?? .undefined("No first item, sequence was empty.")
+            return try firstItem(value) ?? .undefined("No first item, sequence was empty.")
         case "last":
+            // next(iter(reversed(value))): iterators cannot be reversed.
+            if case .object(let o) = value, case .iterable(_, let type, _) = o.kind, type.isIterator {
+                throw error("'\(type.pythonName)' object is not reversible")
+            }
             return try iterate(value).last ?? .undefined("No last item, sequence was empty.")
         case "default", "d":
             let a = try bind(name, ["default_value", "boolean"], args, kwargs)
@@ -173,9 +177,10 @@ extension Interpreter {
         case "list":
             return .list(try iterate(value))
         case "items":
-            if case .undefined = value { return .list([]) }
+            // do_items is a generator function.
+            if case .undefined = value { return makeIterable(.generator, []) }
             guard case .dict(let d) = value else { throw error("Can only get item pairs from a mapping.") }
-            return .list(d.pairs.map { .tuple([$0.key, $0.value]) })
+            return makeIterable(.generator, d.pairs.map { .tuple([$0.key, $0.value]) })
         case "dictsort":
             let a = try bind("dictsort", ["case_sensitive", "by", "reverse"], args, kwargs)
             guard case .dict(let d) = value else {
@@ -216,7 +221,7 @@ extension Interpreter {
                     out.append(item)
                 }
             }
-            return .list(out)
+            return makeIterable(.generator, out)
         case "min", "max":
             let a = try bind(name, ["case_sensitive", "attribute"], args, kwargs)
             let cs = a[0].map(Py.truthy) ?? false
@@ -243,13 +248,24 @@ extension Interpreter {
             }
             return total
         case "reverse":
+            // do_reverse: s[::-1] for strings, reversed(value) when that works, else a reversed list.
             switch value {
             case .string(let s): return .string(String(scalars: s.unicodeScalars.reversed()))
             case .markup(let s): return .markup(String(scalars: s.unicodeScalars.reversed()))
+            case .list(let items): return makeIterable(.listReverseIterator, items.reversed())
+            case .dict(let d): return makeIterable(.dictReverseIterator, d.keys.reversed())
+            case .tuple, .undefined: return makeIterable(.reversed, try iterate(value).reversed())
+            case .object(let o):
+                if case .iterable(_, let type, _) = o.kind, !type.isIterator {
+                    return makeIterable(.reversed, try iterate(value).reversed())
+                }
+                return .list(try iterate(value).reversed())
             default: return .list(try iterate(value).reversed())
             }
         case "map", "select", "reject", "selectattr", "rejectattr":
-            return .list(try mapOrSelect(name, value, args, kwargs))
+            // Generators that yield nothing when the input is falsy (`if value:` in jinja2).
+            guard Py.truthy(value) else { return makeIterable(.generator, []) }
+            return makeIterable(.generator, try mapOrSelect(name, value, args, kwargs))
         case "safe":
             if case .markup = value { return value }
             return .markup(try str(value))
@@ -314,9 +330,12 @@ extension Interpreter {
                 if let fill = a[1], !fill.isNull { row += Array(repeating: fill, count: size - row.count) }
                 rows.append(.list(row))
             }
-            return .list(rows)
+            return makeIterable(.generator, rows)
         default:
-            throw unsupported("filter '\(name)'")
+            // Names jinja2 knows are refused; others reach here only from a branch jinja2 also
+            // compiled lazily (an unknown filter inside `if`), where it fails at runtime.
+            if Builtins.unsupportedFilters.contains(name) { throw unsupported("filter '\(name)'") }
+            throw error("No filter named '\(name)' found.")
         }
     }
 
@@ -480,13 +499,17 @@ extension Interpreter {
         case "iterable", "sequence":
             switch value {
             case .string, .markup, .list, .tuple, .dict, .undefined: return true
+            case .object(let o):
+                // Iterables are iterable; only a range also has len() and indexing.
+                guard case .iterable(_, let type, _) = o.kind else { return name == "iterable" && isLoop(o) }
+                return name == "iterable" || type == .range
             default: return false
             }
         case "callable":
             guard case .object(let o) = value else { return false }
             switch o.kind {
             case .function, .macro, .method: return true
-            case .namespace, .loop: return false
+            case .namespace, .loop, .iterable: return false
             }
         case "escaped": if case .markup = value { return true } else { return false }
         case "lower", "upper":
@@ -516,8 +539,14 @@ extension Interpreter {
             default: throw unsupported("'sameas' test on \(Py.typeName(value)) values (Python object identity)")
             }
         default:
-            throw unsupported("test '\(name)'")
+            if Builtins.unsupportedTests.contains(name) { throw unsupported("test '\(name)'") }
+            throw error("No test named '\(name)' found.")
         }
+    }
+
+    private func isLoop(_ o: JinjaObject) -> Bool {
+        if case .loop = o.kind { return true }
+        return false
     }
 }
 

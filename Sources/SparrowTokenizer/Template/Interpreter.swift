@@ -28,6 +28,13 @@ struct LoopState {
     var index: Int
 }
 
+/// Items of a generator, view or range; `position` is how far an iterator has been consumed.
+struct IterableState {
+    let items: [JinjaValue]
+    var position = 0
+    var range: (start: Int, stop: Int, step: Int)? = nil
+}
+
 enum Flow { case normal, breakLoop, continueLoop }
 
 final class Interpreter {
@@ -39,6 +46,7 @@ final class Interpreter {
     var namespaces: [JinjaDict] = []
     var macros: [MacroClosure] = []
     var loops: [LoopState] = []
+    var iterables: [IterableState] = []
     private var callDepth = 0
 
     /// Python's recursion limit stops runaway macro recursion in jinja2; this stops it here.
@@ -315,7 +323,7 @@ final class Interpreter {
             case .function(let name): return try callGlobal(name, args, kwargs)
             case .macro(let id): return try callMacro(id, args, kwargs)
             case .method(let receiver, let name): return try callMethod(receiver, name, args, kwargs)
-            case .namespace, .loop: throw error("'\(Py.typeName(callee))' object is not callable")
+            case .namespace, .loop, .iterable: throw error("'\(Py.typeName(callee))' object is not callable")
             }
         case .undefined(let hint):
             throw undefinedError(hint)
@@ -378,15 +386,39 @@ final class Interpreter {
 
     // MARK: - Iteration and printing
 
-    /// Python iteration as a for loop sees it; jinja2's `Undefined` iterates as empty.
+    /// Python iteration as a for loop sees it; jinja2's `Undefined` iterates as empty, and an
+    /// iterator (generator) yields what is left of it and is then exhausted.
     func iterate(_ value: JinjaValue) throws(TemplateError) -> [JinjaValue] {
         switch value {
         case .list(let items), .tuple(let items): return items
         case .dict(let d): return d.keys
         case .string(let s), .markup(let s): return s.unicodeScalars.map { .string(String($0)) }
         case .undefined: return []
-        default: throw error("'\(Py.typeName(value))' object is not iterable")
+        case .object(let o):
+            guard case .iterable(let id, let type, _) = o.kind, id < iterables.count else { break }
+            let state = iterables[id]
+            guard type.isIterator else { return state.items }
+            iterables[id].position = state.items.count
+            return Array(state.items[state.position...])
+        default: break
         }
+        throw error("'\(Py.typeName(value))' object is not iterable")
+    }
+
+    /// `next(iter(value))`: for an iterator this consumes one item only.
+    func firstItem(_ value: JinjaValue) throws(TemplateError) -> JinjaValue? {
+        if case .object(let o) = value, case .iterable(let id, let type, _) = o.kind, type.isIterator, id < iterables.count {
+            let state = iterables[id]
+            guard state.position < state.items.count else { return nil }
+            iterables[id].position += 1
+            return state.items[state.position]
+        }
+        return try iterate(value).first
+    }
+
+    func makeIterable(_ type: IterableType, _ items: [JinjaValue], range: (Int, Int, Int)? = nil) -> JinjaValue {
+        iterables.append(IterableState(items: items, range: range))
+        return .object(JinjaObject(kind: .iterable(iterables.count - 1, type, count: items.count)))
     }
 
     /// Python `str(value)`, which is what `{{ value }}` prints.
@@ -424,6 +456,19 @@ final class Interpreter {
         case .object(let o):
             if case .namespace(let id) = o.kind, id < namespaces.count {
                 return "<Namespace " + (try repr(.dict(namespaces[id]))) + ">"
+            }
+            if case .iterable(let id, let type, _) = o.kind, id < iterables.count {
+                let state = iterables[id]
+                switch type {
+                case .dictKeys, .dictValues, .dictItems:
+                    return type.pythonName + "(" + (try repr(.list(state.items))) + ")"
+                case .range:
+                    if let (start, stop, step) = state.range {
+                        return step == 1 ? "range(\(start), \(stop))" : "range(\(start), \(stop), \(step))"
+                    }
+                default:
+                    break
+                }
             }
             // CPython prints these with memory addresses, which no fixture could match.
             throw unsupported("printing a \(Py.typeName(value)) object")

@@ -138,8 +138,39 @@ public struct JinjaObject: Sendable {
         case function(String)
         /// A bound method such as `'a,b'.split`; calling it runs the method on the receiver.
         case method(JinjaValue, String)
+        /// A lazy Python iterable that is not a list: a generator (what `map`, `select`, `items`
+        /// ... return), a `dict_items`/`dict_keys`/`dict_values` view, or a `range`. `count` is
+        /// its number of items, kept here because views and ranges are falsy when empty.
+        case iterable(Int, IterableType, count: Int)
     }
     let kind: Kind
+}
+
+/// The Python type of a `JinjaObject.Kind.iterable`, which decides how it behaves.
+enum IterableType: Sendable {
+    case generator, listReverseIterator, dictReverseIterator, reversed, dictKeys, dictValues, dictItems, range
+
+    var pythonName: String {
+        switch self {
+        case .generator: return "generator"
+        case .listReverseIterator: return "list_reverseiterator"
+        case .dictReverseIterator: return "dict_reversekeyiterator"
+        case .reversed: return "reversed"
+        case .dictKeys: return "dict_keys"
+        case .dictValues: return "dict_values"
+        case .dictItems: return "dict_items"
+        case .range: return "range"
+        }
+    }
+
+    /// Iterators are consumed by iteration, are always truthy and have no `len()`;
+    /// views and ranges can be iterated again, have a length and are falsy when empty.
+    var isIterator: Bool {
+        switch self {
+        case .generator, .listReverseIterator, .dictReverseIterator, .reversed: return true
+        default: return false
+        }
+    }
 }
 
 // Literal conveniences, mainly for building contexts in Swift code and tests.

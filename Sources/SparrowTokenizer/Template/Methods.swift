@@ -60,13 +60,13 @@ extension Interpreter {
         switch name {
         case "items":
             _ = try bind("items", [], args, kwargs)
-            return .list(d.pairs.map { .tuple([$0.key, $0.value]) })
+            return makeIterable(.dictItems, d.pairs.map { .tuple([$0.key, $0.value]) })
         case "keys":
             _ = try bind("keys", [], args, kwargs)
-            return .list(d.keys)
+            return makeIterable(.dictKeys, d.keys)
         case "values":
             _ = try bind("values", [], args, kwargs)
-            return .list(d.values)
+            return makeIterable(.dictValues, d.values)
         case "get":
             guard kwargs.isEmpty else { throw error("get() takes no keyword arguments") }
             guard args.count == 1 || args.count == 2 else { throw error("get expected 1 or 2 arguments, got \(args.count)") }
@@ -371,7 +371,7 @@ extension Interpreter {
             let count = step > 0 ? (stop > start ? (stop - start - 1) / step + 1 : 0) : (start > stop ? (start - stop - 1) / (-step) + 1 : 0)
             // jinja2's sandbox caps ranges at MAX_RANGE.
             if count > 100_000 { throw error("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).") }
-            return .list((0..<count).map { .int(start + $0 * step) })
+            return makeIterable(.range, (0..<count).map { .int(start + $0 * step) }, range: (start, stop, step))
         case "dict", "namespace":
             var d = JinjaDict()
             if args.count > 1 { throw error("\(name) expected at most 1 argument, got \(args.count)") }

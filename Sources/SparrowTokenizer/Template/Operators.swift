@@ -69,7 +69,7 @@ extension Interpreter {
                 case "caller": return .bool(def.usesCaller)
                 default: return noAttribute(value, name)
                 }
-            case .function, .method:
+            case .function, .method, .iterable:
                 return noAttribute(value, name)
             }
         case .null, .undefined:
@@ -128,6 +128,12 @@ extension Interpreter {
                 let ch = String(scalars[j])
                 if case .markup = value { return .markup(ch) }
                 return .string(ch)
+            }
+        case .object(let o):
+            if case .iterable(let id, .range, _) = o.kind, id < iterables.count, let i = intIndex(key) {
+                let items = iterables[id].items
+                let j = i < 0 ? i + items.count : i
+                return j >= 0 && j < items.count ? items[j] : .undefined("range object index out of range")
             }
         default:
             break
@@ -190,6 +196,9 @@ extension Interpreter {
             let picked = String(scalars: try sliceIndices(scalars.count, start, stop, step).map { scalars[$0] })
             if case .markup = value { return .markup(picked) }
             return .string(picked)
+        case .object(let o):
+            if case .iterable(_, .range, _) = o.kind { throw unsupported("slicing a range") }
+            return .undefined("'\(Py.typeName(value))' object is not subscriptable")
         default:
             // Python raises TypeError, which jinja2's getitem turns into Undefined.
             return .undefined("'\(Py.typeName(value))' object is not subscriptable")
@@ -408,8 +417,20 @@ extension Interpreter {
             }
         case .undefined:
             return false
+        case .object(let o):
+            guard case .iterable(let id, let type, _) = o.kind, id < iterables.count else { break }
+            let state = iterables[id]
+            guard type.isIterator else { return state.items.contains { Py.equals($0, item) } }
+            // `in` on an iterator consumes it up to and including the match.
+            for k in state.position..<state.items.count where Py.equals(state.items[k], item) {
+                iterables[id].position = k + 1
+                return true
+            }
+            iterables[id].position = state.items.count
+            return false
         default:
-            throw error("argument of type '\(Py.typeName(container))' is not iterable")
+            break
         }
+        throw error("argument of type '\(Py.typeName(container))' is not iterable")
     }
 }

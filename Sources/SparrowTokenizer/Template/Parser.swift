@@ -14,7 +14,9 @@ struct Parser {
 
     static func parse(_ tokens: [Token]) throws(TemplateError) -> [Stmt] {
         var parser = Parser(tokens: tokens)
-        return try parser.subparse(endTags: nil)
+        let body = try parser.subparse(endTags: nil)
+        try NameCheck.statements(body, soft: false)
+        return body
     }
 
     private init(tokens: [Token]) { self.tokens = tokens }
@@ -627,10 +629,6 @@ struct Parser {
             var name = try expectName()
             while skipOp(".") { name += "." + (try expectName()) }
             let args = isOp(current, "(") ? try parseCallArguments() : Arguments()
-            if !Builtins.filters.contains(name) {
-                if Builtins.unsupportedFilters.contains(name) { throw .unsupported("filter '\(name)'", line: t.line) }
-                throw fail("No filter named '\(name)'.", t)
-            }
             node = Expr(line: t.line, kind: .filter(node, name, args))
             inline = false
         }
@@ -640,7 +638,6 @@ struct Parser {
     private mutating func parseTest(_ node: Expr) throws(TemplateError) -> Expr {
         let t = next()  // `is`
         let negated = skipName("not")
-        let nameToken = current
         var name = try expectName()
         while skipOp(".") { name += "." + (try expectName()) }
         var args = Arguments()
@@ -657,10 +654,6 @@ struct Parser {
                 if isName(current, "is") { throw fail("You cannot chain multiple tests with is") }
                 args.positional = [try parsePostfix(try parsePrimary())]
             }
-        }
-        if !Builtins.tests.contains(name) {
-            if Builtins.unsupportedTests.contains(name) { throw .unsupported("test '\(name)'", line: nameToken.line) }
-            throw fail("No test named '\(name)'.", nameToken)
         }
         let test = Expr(line: t.line, kind: .test(node, name, args))
         return negated ? Expr(line: t.line, kind: .not(test)) : test

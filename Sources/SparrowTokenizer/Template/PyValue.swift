@@ -21,6 +21,7 @@ enum Py {
             case .loop: return "LoopContext"
             case .function: return "function"
             case .method: return "builtin_function_or_method"
+            case .iterable(_, let type, _): return type.pythonName
             }
         }
     }
@@ -35,7 +36,9 @@ enum Py {
         case .string(let s), .markup(let s): return !s.isEmpty
         case .list(let a), .tuple(let a): return !a.isEmpty
         case .dict(let d): return !d.isEmpty
-        case .object: return true
+        case .object(let o):
+            if case .iterable(_, let type, let count) = o.kind { return type.isIterator || count > 0 }
+            return true
         }
     }
 
@@ -182,7 +185,8 @@ enum Py {
             return true
         case (.object(let x), .object(let y)):
             switch (x.kind, y.kind) {
-            case (.namespace(let i), .namespace(let j)), (.macro(let i), .macro(let j)), (.loop(let i), .loop(let j)):
+            case (.namespace(let i), .namespace(let j)), (.macro(let i), .macro(let j)), (.loop(let i), .loop(let j)),
+                (.iterable(let i, _, _), .iterable(let j, _, _)):
                 return i == j
             case (.function(let f), .function(let g)): return f == g
             default: return false
