@@ -54,6 +54,22 @@ enum Fixtures {
 
     static func data(_ path: String) throws -> Data { try Data(contentsOf: try url(path)) }
 
+    struct Snippet: Decodable {
+        let name: String
+        let template: String
+        let context: String
+        let output: String?
+        let error: String?
+        let message: String?
+    }
+
+    struct Snippets: Decodable {
+        let fixed_now: String
+        let snippets: [Snippet]
+    }
+
+    static func snippets() throws -> Snippets { try JSONDecoder().decode(Snippets.self, from: try data("snippets.json")) }
+
     static func expected() throws -> Expected { try JSONDecoder().decode(Expected.self, from: try data("expected.json")) }
     static func corpus() throws -> Corpus { try JSONDecoder().decode(Corpus.self, from: try data("corpus_expected.json")) }
     static func cases() throws -> [String: String] { try JSONDecoder().decode([String: String].self, from: try data("cases.json")) }

@@ -284,12 +284,15 @@ extension Interpreter {
                 inWord = word
             }
             return .int(count)
-        case "int":
+        case "int", "float":
+            // Undefined's __int__/__float__ raise, and do_int/do_float only catch TypeError/ValueError.
+            if case .undefined(let hint) = value { throw undefinedError(hint) }
+            if name == "float" {
+                let a = try bind("float", ["default"], args, kwargs)
+                return toFloat(value) ?? a[0] ?? .double(0)
+            }
             let a = try bind("int", ["default", "base"], args, kwargs)
             return toInt(value, base: try intArg(a[1], 10, "base")) ?? a[0] ?? .int(0)
-        case "float":
-            let a = try bind("float", ["default"], args, kwargs)
-            return toFloat(value) ?? a[0] ?? .double(0)
         case "abs":
             switch value {
             case .int(let i):
@@ -308,7 +311,12 @@ extension Interpreter {
         case "attr":
             let a = try bind("attr", ["name"], args, kwargs)
             guard let n = a[0] else { throw error("attr() missing required argument 'name'") }
-            return try getattr(value, try stringArg(n, "attribute name"))
+            // do_attr uses Python's getattr only: a dict's keys are not attributes.
+            let attribute = try stringArg(n, "attribute name")
+            if case .dict = value, !Self.dictMethods.contains(attribute), !Self.dictMutators.contains(attribute) {
+                return noAttribute(value, attribute)
+            }
+            return try getattr(value, attribute)
         case "format":
             guard kwargs.isEmpty || args.isEmpty else { throw error("can't handle positional and keyword arguments at the same time") }
             let spec: JinjaValue = kwargs.isEmpty ? .tuple(args) : .dict(JinjaDict(kwargs))
