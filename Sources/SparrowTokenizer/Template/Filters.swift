@@ -408,9 +408,21 @@ extension Interpreter {
                 sign = f == "-" ? "-" : ""
                 digits.removeFirst()
             }
+            var radix = base
+            if base == 0 || base == 16 || base == 8 || base == 2 {
+                // int(s, 0) reads a 0x/0o/0b prefix; an explicit base accepts its own prefix.
+                let lower = digits.lowercased()
+                for (prefix, r) in [("0x", 16), ("0o", 8), ("0b", 2)] where lower.hasPrefix(prefix) && (base == 0 || base == r) {
+                    digits.removeFirst(2)
+                    if digits.hasPrefix("_") { digits.removeFirst() }
+                    radix = r
+                }
+                if radix == 0 { radix = 10 }
+            }
             let clean = digits.replacingOccurrences(of: "_", with: "")
-            if !digits.hasPrefix("_"), !digits.hasSuffix("_"), !digits.contains("__"), !clean.isEmpty,
-                clean.allSatisfy({ $0.isASCII && $0.isHexDigit }), let i = Int(sign + clean, radix: base)
+            if (2...36).contains(radix), !digits.hasPrefix("_"), !digits.hasSuffix("_"), !digits.contains("__"),
+                !clean.isEmpty, clean.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }),
+                let i = Int(sign + clean, radix: radix)
             {
                 return .int(i)
             }

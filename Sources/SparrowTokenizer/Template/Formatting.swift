@@ -38,6 +38,20 @@ extension Interpreter {
         }
     }
 
+    /// Widths and precisions past this are refused instead of building huge strings.
+    static let maxWidth = 10_000
+
+    /// Reads a run of decimal digits at `i` (a width or precision), refusing absurd values.
+    private func digitRun(_ f: [Unicode.Scalar], _ i: inout Int) throws(TemplateError) -> Int {
+        var value = 0
+        while i < f.count, let v = Int(String(f[i])), f[i].isASCII {
+            value = value * 10 + v
+            if value > Self.maxWidth { throw unsupported("format width or precision above \(Self.maxWidth)") }
+            i += 1
+        }
+        return value
+    }
+
     private static func pad(_ text: String, width: Int, left: Bool, fill: Unicode.Scalar = " ") -> String {
         let n = text.unicodeScalars.count
         guard width > n else { return text }
@@ -99,26 +113,25 @@ extension Interpreter {
             var width = 0
             if i < f.count, f[i] == "*" {
                 width = try intArg(try nextArgument(), 0, "* width")
+                if width < 0 {
+                    leftAlign = true
+                    width = width == Int.min ? 0 : -width
+                }
+                if width > Self.maxWidth { throw unsupported("format width above \(Self.maxWidth)") }
                 i += 1
             } else {
-                while i < f.count, let v = Int(String(f[i])) {
-                    width = width * 10 + v
-                    i += 1
-                }
+                width = try digitRun(f, &i)
             }
             var precision: Int? = nil
             if i < f.count, f[i] == "." {
                 i += 1
                 if i < f.count, f[i] == "*" {
-                    precision = try intArg(try nextArgument(), 0, "* precision")
+                    let p = try intArg(try nextArgument(), 0, "* precision")
+                    if p > Self.maxWidth { throw unsupported("format precision above \(Self.maxWidth)") }
+                    precision = max(p, 0)
                     i += 1
                 } else {
-                    var p = 0
-                    while i < f.count, let v = Int(String(f[i])) {
-                        p = p * 10 + v
-                        i += 1
-                    }
-                    precision = p
+                    precision = try digitRun(f, &i)
                 }
             }
             while i < f.count, "hlL".unicodeScalars.contains(f[i]) { i += 1 }
@@ -291,20 +304,11 @@ extension Interpreter {
             }
             i += 1
         }
-        var width = 0
-        while i < spec.count, let v = Int(String(spec[i])) {
-            width = width * 10 + v
-            i += 1
-        }
+        let width = try digitRun(spec, &i)
         var precision: Int? = nil
         if i < spec.count, spec[i] == "." {
             i += 1
-            var p = 0
-            while i < spec.count, let v = Int(String(spec[i])) {
-                p = p * 10 + v
-                i += 1
-            }
-            precision = p
+            precision = try digitRun(spec, &i)
         }
         let type: Unicode.Scalar? = i < spec.count ? spec[i] : nil
         if type != nil { i += 1 }

@@ -50,7 +50,7 @@ final class Interpreter {
     private var callDepth = 0
 
     /// Python's recursion limit stops runaway macro recursion in jinja2; this stops it here.
-    static let maxCallDepth = 200
+    static let maxCallDepth = 100
 
     static let globalFunctions: Set<String> = [
         "range", "dict", "namespace", "raise_exception", "strftime_now", "lipsum", "cycler", "joiner",

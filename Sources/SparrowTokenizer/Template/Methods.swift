@@ -368,9 +368,13 @@ extension Interpreter {
             }
             let (start, stop, step) = bounds.count == 1 ? (0, bounds[0], 1) : (bounds[0], bounds[1], bounds.count == 3 ? bounds[2] : 1)
             if step == 0 { throw error("range() arg 3 must not be zero") }
-            let count = step > 0 ? (stop > start ? (stop - start - 1) / step + 1 : 0) : (start > stop ? (start - stop - 1) / (-step) + 1 : 0)
-            // jinja2's sandbox caps ranges at MAX_RANGE.
-            if count > 100_000 { throw error("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).") }
+            // jinja2's sandbox caps ranges at MAX_RANGE; spans that overflow 64 bits are over it too.
+            let tooBig = error("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).")
+            let span = step > 0 ? stop.subtractingReportingOverflow(start) : start.subtractingReportingOverflow(stop)
+            if span.overflow { throw tooBig }
+            let stride = step == Int.min ? Int.max : abs(step)
+            let count = span.partialValue > 0 ? (span.partialValue - 1) / stride + 1 : 0
+            if count > 100_000 { throw tooBig }
             return makeIterable(.range, (0..<count).map { .int(start + $0 * step) }, range: (start, stop, step))
         case "dict", "namespace":
             var d = JinjaDict()
@@ -400,10 +404,13 @@ extension Interpreter {
     func strftime(_ format: String) throws(TemplateError) -> String {
         let date = clock.now()
         let seconds = date.timeIntervalSince1970
+        guard seconds.isFinite, abs(seconds) < 1e15 else { throw error("clock out of range") }
         let whole = floor(seconds)
-        let micros = min(Int((seconds - whole) * 1_000_000), 999_999)
+        let micros = min(max(Int((seconds - whole) * 1_000_000), 0), 999_999)
         guard let base = Int(exactly: whole) else { throw error("clock out of range") }
-        var t = time_t(base + clock.utcOffset(date))
+        let local = base.addingReportingOverflow(clock.utcOffset(date))
+        if local.overflow { throw error("clock out of range") }
+        var t = time_t(local.partialValue)
         var parts = tm()
         guard gmtime_r(&t, &parts) != nil else { throw error("clock out of range") }
         var cFormat = ""
