@@ -276,3 +276,22 @@ struct RequestTests {
         }
     }
 }
+
+@Suite("Resource limits")
+struct LimitTests {
+    @Test("A loop cannot nest values without bound through a namespace")
+    func namespaceNesting() {
+        let source = "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x|length }}"
+        #expect(renderError(source) == .unsupported("values nested deeper than 256 levels", line: 1))
+        #expect((try? render("{% set ns = namespace(x=[]) %}{% for i in range(200) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x|length }}")) == "1")
+    }
+
+    @Test("Sandbox range cap and repetition cap")
+    func sizeCaps() {
+        guard case .runtime = renderError("{{ range(100001)|length }}") else { Issue.record("range cap"); return }
+        guard case .unsupported = renderError("{{ 'ab' * 100000000 }}") else { Issue.record("repeat cap"); return }
+        guard case .unsupported = renderError("{{ '%99999999999999999999999d' % 1 }}") else { Issue.record("width cap"); return }
+        #expect((try? render("{{ 'x'|int(base=1) }} {{ '0x1f'|int(0, 0) }} {{ range(-9223372036854775807, 9223372036854775807)|length }}")) == nil)
+        #expect((try? render("{{ 'x'|int(base=1) }} {{ '0x1f'|int(0, 0) }}")) == "0 31")
+    }
+}

@@ -51,6 +51,21 @@ final class Interpreter {
 
     /// Python's recursion limit stops runaway macro recursion in jinja2; this stops it here.
     static let maxCallDepth = 100
+    /// Deepest value a namespace attribute may hold (see `assign`).
+    static let maxValueDepth = 256
+
+    /// Whether `value` nests containers more than `limit` levels deep (stops early).
+    static func nestingExceeds(_ value: JinjaValue, _ limit: Int) -> Bool {
+        if limit < 0 { return true }
+        switch value {
+        case .list(let items), .tuple(let items): return items.contains { nestingExceeds($0, limit - 1) }
+        case .dict(let d): return d.values.contains { nestingExceeds($0, limit - 1) }
+        case .object(let o):
+            if case .method(let receiver, _) = o.kind { return nestingExceeds(receiver, limit - 1) }
+            return false
+        default: return false
+        }
+    }
 
     static let globalFunctions: Set<String> = [
         "range", "dict", "namespace", "raise_exception", "strftime_now", "lipsum", "cycler", "joiner",
@@ -187,6 +202,11 @@ final class Interpreter {
         case .namespaceAttribute(let name, let attribute):
             guard case .object(let o) = lookup(name, scope), case .namespace(let id) = o.kind, id < namespaces.count else {
                 throw error("cannot assign attribute on non-namespace object")
+            }
+            // Only namespaces carry values from one loop iteration to the next, so only here can
+            // a template nest values without bound; deep nesting would exhaust the stack later.
+            if Self.nestingExceeds(value, Self.maxValueDepth) {
+                throw unsupported("values nested deeper than \(Self.maxValueDepth) levels")
             }
             namespaces[id][attribute] = value
         }

@@ -19,7 +19,7 @@ struct JSONParser {
     let bytes: [UInt8]
     var pos = 0
     /// Python's json module stops at its recursion limit too; this keeps the Swift stack safe.
-    static let maxDepth = 512
+    static let maxDepth = 256
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
