@@ -22,9 +22,14 @@ struct BPEModel: Sendable {
     init(vocabulary v: TokenizerVocabulary) {
         let n = v.tokens.count
         var raw = ByteStringMap(capacity: n)
+        var buf: [UInt8] = []
         for i in 0..<n {
-            if let bytes = ByteLevel.decode(v.tokens[i]) {
-                raw.insert(bytes, value: Int32(i), overwrite: true)  // token_to_id: last wins
+            var text = v.tokens[i]
+            text.withUTF8 { u in
+                buf.removeAll(keepingCapacity: true)
+                if ByteLevel.decode(u, into: &buf) {
+                    raw.insert(buf, value: Int32(i), overwrite: true)  // token_to_id: last wins
+                }
             }
         }
         rawTokens = raw
@@ -39,26 +44,39 @@ struct BPEModel: Sendable {
         var strings = ByteStringMap(capacity: v.merges.count * 2 + 256)
         for b in 0..<256 { strings.insert([UInt8(b)], value: Int32(b), overwrite: false) }
         var table = PairTable(capacity: v.merges.count)
-        var rank: UInt64 = 0
-        for m in v.merges {
-            defer { rank += 1 }
-            // Split at the first space after position 0, as llama.cpp (`find(' ', 1)`).
-            let u = Array(m.utf8)
-            guard u.count >= 2, let sp = u[1...].firstIndex(of: 0x20) else { continue }
-            let leftText = String(decoding: u[..<sp], as: UTF8.self)
-            let rightText = String(decoding: u[(sp + 1)...], as: UTF8.self)
-            guard let l = ByteLevel.decode(leftText), let r = ByteLevel.decode(rightText), !l.isEmpty, !r.isEmpty else { continue }
-            let li = strings.insert(l, value: Int32(strings.count), overwrite: false)
-            let ri = strings.insert(r, value: Int32(strings.count), overwrite: false)
-            let mi = strings.insert(l + r, value: Int32(strings.count), overwrite: false)
-            table.insertIfAbsent(Int32(li), Int32(ri), rank << 32 | UInt64(mi))
+        var left: [UInt8] = [], right: [UInt8] = [], both: [UInt8] = []
+        for (rank, merge) in v.merges.enumerated() {
+            var m = merge
+            m.withUTF8 { u in
+                // Split at the first space after position 0, as llama.cpp (`find(' ', 1)`).
+                guard u.count >= 2 else { return }
+                var sp = 1
+                while sp < u.count && u[sp] != 0x20 { sp += 1 }
+                guard sp < u.count else { return }
+                left.removeAll(keepingCapacity: true)
+                right.removeAll(keepingCapacity: true)
+                guard ByteLevel.decode(UnsafeBufferPointer(rebasing: u[..<sp]), into: &left),
+                      ByteLevel.decode(UnsafeBufferPointer(rebasing: u[(sp + 1)...]), into: &right),
+                      !left.isEmpty, !right.isEmpty else { return }
+                both.removeAll(keepingCapacity: true)
+                both.append(contentsOf: left)
+                both.append(contentsOf: right)
+                let li = strings.insert(left, value: Int32(strings.count), overwrite: false)
+                let ri = strings.insert(right, value: Int32(strings.count), overwrite: false)
+                let mi = strings.insert(both, value: Int32(strings.count), overwrite: false)
+                table.insertIfAbsent(Int32(li), Int32(ri), UInt64(rank) << 32 | UInt64(mi))
+            }
         }
         merges = table
         interned = strings
 
         var tok = [Int32](repeating: -1, count: strings.count)
-        for e in 0..<strings.count {
-            tok[e] = raw.find(Array(strings.key(at: e))) ?? -1
+        strings.pool.withUnsafeBufferPointer { pool in
+            guard let base = pool.baseAddress else { return }
+            for e in 0..<strings.count {
+                let r = strings.keyRange(at: e)
+                tok[e] = raw.find(base + r.lowerBound, count: r.count) ?? -1
+            }
         }
         internedToken = tok
         ignoreMerges = v.ignoreMerges

@@ -215,55 +215,62 @@ public struct TokenizerVocabulary: Sendable {
                                      "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
                                      "<｜end▁of▁sentence｜>", "[e~["]
 
-        // Byte-exact comparison of token text against a set of names.
-        func matches(_ text: String, _ names: Set<String>) -> Bool {
-            guard text.utf8.count <= 32, let first = text.utf8.first, first == 0x3C || first == 0x5B || first == 0x5F || first == 0xE2 else { return false }
-            return names.contains { Array($0.utf8) == Array(text.utf8) }
+        // Which kinds each candidate text is, compared byte for byte. Bits 0-7 follow
+        // `current` below, bit 8 is EOG, bit 9 the gpt-oss always-rendered tokens.
+        let kinds: [Set<String>] = [eotNames, ["<|eom_id|>"], fimPreNames, fimSufNames, fimMidNames, fimPadNames, fimRepNames,
+                                    ["<|file_sep|>"], eogNames, ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"]]
+        var kindMask: [[UInt8]: UInt16] = [:]
+        for (k, names) in kinds.enumerated() {
+            for name in names { kindMask[Array(name.utf8), default: 0] |= 1 << UInt16(k) }
         }
-
-        var ids: [Int] = []  // candidate ids: only short texts starting like a marker
+        var ids: [Int] = []       // tokens with at least one kind
+        var masks: [UInt16] = []
         for i in 0..<n {
             let u = texts[i].utf8
-            if u.count <= 32, let f = u.first, f == 0x3C || f == 0x5B || f == 0x5F || f == 0xE2 { ids.append(i) }
+            guard u.count <= 32, let f = u.first, f == 0x3C || f == 0x5B || f == 0x5F || f == 0xE2 else { continue }
+            if let m = kindMask[Array(u)] {
+                ids.append(i)
+                masks.append(m)
+            }
         }
-        let kinds: [Set<String>] = [eotNames, ["<|eom_id|>"], fimPreNames, fimSufNames, fimMidNames, fimPadNames, fimRepNames, ["<|file_sep|>"]]
         let current = [eot, eom, fimPre, fimSuf, fimMid, fimPad, fimRep, fimSep]
-        var candidates = [[Int]](repeating: [], count: kinds.count)
-        for i in ids {
-            for k in 0..<kinds.count where current[k] == nil && matches(texts[i], kinds[k]) { candidates[k].append(i) }
+        var candidates = [[Int]](repeating: [], count: current.count)
+        for (i, m) in zip(ids, masks) {
+            for k in 0..<current.count where current[k] == nil && m & (1 << UInt16(k)) != 0 { candidates[k].append(i) }
         }
         var chosen = current
         if candidates.contains(where: { $0.count > 1 }), let position = LibstdcxxMapOrder.positions(of: texts) {
-            for k in 0..<kinds.count where current[k] == nil {
+            for k in 0..<current.count where current[k] == nil {
                 let visible = candidates[k].filter { position[$0] >= 0 }
                 if let best = visible.min(by: { position[$0] < position[$1] }) { chosen[k] = Int32(best) }
             }
         } else {
-            for k in 0..<kinds.count where current[k] == nil {
+            for k in 0..<current.count where current[k] == nil {
                 if let best = candidates[k].last { chosen[k] = Int32(best) }
             }
         }
-        for k in 0..<kinds.count where current[k] == nil {
+        for k in 0..<current.count where current[k] == nil {
             if let c = chosen[k] { attrs[Int(c)].insert(.control) }
         }
         eot = chosen[0]; eom = chosen[1]; fimPre = chosen[2]; fimSuf = chosen[3]
         fimMid = chosen[4]; fimPad = chosen[5]; fimRep = chosen[6]; fimSep = chosen[7]
 
         // Control tokens named "unused..." are unused.
+        let unused = Array("unused".utf8)
         for i in 0..<n where attrs[i].contains(.control) && !attrs[i].contains(.unused) {
-            if texts[i].utf8.count >= 6, Array(texts[i].utf8).containsSubsequence(Array("unused".utf8)) {
+            if texts[i].utf8.count >= 6, Array(texts[i].utf8).containsSubsequence(unused) {
                 attrs[i].insert(.unused)
             }
         }
 
         var eog = Set<Int32>()
         for id in [fimPad, fimRep, fimSep] { if let id { eog.insert(id) } }
-        for i in ids where matches(texts[i], eogNames) {
+        for (i, m) in zip(ids, masks) where m & (1 << 8) != 0 {
             eog.insert(Int32(i))
             attrs[i].insert(.control)
         }
         // gpt-oss: always render these.
-        for i in ids where matches(texts[i], ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"]) {
+        for (i, m) in zip(ids, masks) where m & (1 << 9) != 0 {
             attrs[i] = .userDefined
         }
         for id in [eos, eot, eom] { if let id { eog.insert(id) } }

@@ -51,8 +51,8 @@ def main(name, path):
         n = llama_cpp.llama_detokenize(vocab, arr, len(ids), buf, len(buf), False, special)
         assert n >= 0
         return list(buf.raw[:n])
-    for k in range(N):
-        s = rand_string(rng, P)
+    for k in range(N + 5):
+        s = rand_string(rng, P) if k < N else " ".join(rand_string(rng, P) for _ in range(600))
         b = s.encode("utf-8")
         c = {"text": s}
         for add, special in [(False, False), (True, True), (False, True)]:
