@@ -52,6 +52,7 @@ enum SplitRule: Sendable, Equatable {
     case deepseekLLM
     case bloom           // " ?[^(\s|.,!?…。，、।۔،)]+"
     case viking          // bloom then \p{N}
+    case newlines        // [^\n]+|[\n]+ on raw UTF-8 with "▁" for spaces (Gemma 4)
 }
 
 /// Everything llama.cpp's `llama_vocab::load` derives from GGUF metadata: token texts,
@@ -83,6 +84,9 @@ public struct TokenizerVocabulary: Sendable {
     public let cleanSpaces: Bool
     /// Look a whole pre-tokenized word up in the vocabulary before merging (Llama 3).
     public let ignoreMerges: Bool
+    /// BPE on raw UTF-8 with spaces written as "▁" and `<0xXX>` byte tokens (Gemma 4),
+    /// instead of GPT-2 byte-level text.
+    public let escapeWhitespaces: Bool
     /// Tokens that end generation, as llama.cpp's `llama_vocab_is_eog`.
     public let endOfGeneration: Set<Int32>
 
@@ -113,15 +117,19 @@ public struct TokenizerVocabulary: Sendable {
             bos = 1; eos = 2; unk = 0
             addSpacePrefix = true; cleanSpaces = false; addBOS = true; addEOS = false
             merges = []
-        case "gpt2":
+        case "gpt2", "gemma4":
             model = .bytePairEncoding
             guard case let .array(.strings(m))? = meta["tokenizer.ggml.merges"] else {
                 throw .missingKey("tokenizer.ggml.merges", expected: "an array of strings")
             }
             merges = m
-            bos = 11; eos = 11; unk = nil
+            if modelName == "gemma4" {
+                bos = nil; eos = nil; unk = nil
+            } else {
+                bos = 11; eos = 11; unk = nil
+            }
             cleanSpaces = true
-            let p = try TokenizerVocabulary.preTokenizerSettings(pre)
+            let p = try TokenizerVocabulary.preTokenizerSettings(modelName == "gemma4" ? "gemma4" : pre)
             rule = p.rule
             if let c = p.cleanSpaces { cleanSpaces = c }
             if p.ignoreMerges { ignoreMerges = true }
@@ -199,6 +207,7 @@ public struct TokenizerVocabulary: Sendable {
 
         if let v = bool("tokenizer.ggml.add_bos_token") { addBOS = v }
         if let v = bool("tokenizer.ggml.add_eos_token") { addEOS = v }
+        if rule == .newlines && !addBOS { addBOS = true }  // llama.cpp forces BOS for Gemma 4
 
         // Auto-detection by text, as llama.cpp: it walks its token_to_id unordered_map and
         // keeps the first match per kind, so with several candidates we replay the map's
@@ -336,6 +345,7 @@ public struct TokenizerVocabulary: Sendable {
         self.addSpacePrefix = addSpacePrefix
         self.cleanSpaces = cleanSpaces
         self.ignoreMerges = ignoreMerges
+        self.escapeWhitespaces = rule == .newlines
         self.endOfGeneration = eog
     }
 
@@ -373,6 +383,7 @@ public struct TokenizerVocabulary: Sendable {
         case "poro-chat": return PreSettings(rule: .bloom, cleanSpaces: false)
         case "bloom", "gpt3-finnish": return PreSettings(rule: .bloom)
         case "viking": return PreSettings(rule: .viking, cleanSpaces: false)
+        case "gemma4", "granite-embed-multi-311m": return PreSettings(rule: .newlines)
         default: throw .unsupportedPreTokenizer(pre)
         }
     }
