@@ -34,7 +34,8 @@ public struct TokenAttributes: OptionSet, Sendable, Hashable {
 public enum TokenizerModel: String, Sendable {
     /// `llama`: SentencePiece-style score-based merges with byte fallback (Llama 2, Mistral v1...).
     case sentencePiece = "llama"
-    /// `gpt2`: byte-level BPE with rank-ordered merges (GPT-2, Llama 3, Qwen, SmolLM...).
+    /// `gpt2`: byte-level BPE with rank-ordered merges (GPT-2, Llama 3, Qwen, SmolLM...);
+    /// also `gemma4` (BPE on raw UTF-8 with "▁" for spaces).
     case bytePairEncoding = "gpt2"
 }
 
@@ -63,12 +64,18 @@ public struct TokenizerVocabulary: Sendable {
     public let preTokenizer: String
     /// Token texts as stored (empty entries renamed "[EMPTY_<id>]" as llama.cpp does).
     public let tokens: [String]
+    /// SentencePiece merge scores (`tokenizer.ggml.scores`, 0 when absent).
     public let scores: [Float]
+    /// Per-token attributes from `tokenizer.ggml.token_type`, adjusted as llama.cpp does
+    /// (end-of-generation texts become control tokens, "unused" control tokens unused...).
     public let attributes: [TokenAttributes]
     /// BPE merges ("left right"), empty for SentencePiece.
     let merges: [String]
     let splitRule: SplitRule
 
+    /// Special token ids: from metadata when present and in range, else llama.cpp's defaults
+    /// for the model type (SentencePiece: BOS 1, EOS 2, UNK 0; GPT-2 BPE: BOS = EOS = 11),
+    /// EOT/EOM/FIM auto-detected by text when the metadata has none.
     public let bos: Int32?, eos: Int32?, eot: Int32?, eom: Int32?
     public let unknown: Int32?, separator: Int32?, padding: Int32?, mask: Int32?
     public let fimPrefix: Int32?, fimSuffix: Int32?, fimMiddle: Int32?
@@ -90,8 +97,11 @@ public struct TokenizerVocabulary: Sendable {
     /// Tokens that end generation, as llama.cpp's `llama_vocab_is_eog`.
     public let endOfGeneration: Set<Int32>
 
+    /// Number of tokens.
     public var count: Int { tokens.count }
 
+    /// Reads the `tokenizer.*` metadata of a GGUF file, applying llama.cpp's defaults
+    /// for absent keys.
     public init(gguf: GGUFFile) throws(TokenizerError) {
         let meta = gguf.metadata
         func string(_ key: String) -> String? { meta[key]?.stringValue }
