@@ -15,50 +15,85 @@ struct BPEModel: Sendable {
     private let merges: PairTable
     /// Raw bytes → token id for every byte-level token (for ignore_merges lookups).
     let rawTokens: ByteStringMap
-    /// Token id for each single-character byte-level string of an ASCII byte (byte fallback).
-    private let asciiToken: [Int32]
+    /// Byte fallback: for GPT-2 byte-level text, the token of each ASCII byte's one-character
+    /// string; for raw UTF-8 vocabularies (Gemma 4), the `<0xXX>` token of each byte.
+    private let fallbackToken: [Int32]
     let ignoreMerges: Bool
+    /// GPT-2 byte-level text (true) or raw UTF-8 with "▁" spaces (false, Gemma 4).
+    let byteLevel: Bool
+
+    /// Decodes a token or merge side into the bytes it matches in the input.
+    private static func decode(_ u: UnsafeBufferPointer<UInt8>, byteLevel: Bool, into out: inout [UInt8]) -> Bool {
+        if byteLevel { return ByteLevel.decode(u, into: &out) }
+        out.append(contentsOf: u)
+        return true
+    }
 
     init(vocabulary v: TokenizerVocabulary) {
         let n = v.tokens.count
+        let byteLevel = !v.escapeWhitespaces
+        self.byteLevel = byteLevel
         var raw = ByteStringMap(capacity: n)
+        var buf: [UInt8] = []
         for i in 0..<n {
-            if let bytes = ByteLevel.decode(v.tokens[i]) {
-                raw.insert(bytes, value: Int32(i), overwrite: true)  // token_to_id: last wins
+            var text = v.tokens[i]
+            text.withUTF8 { u in
+                buf.removeAll(keepingCapacity: true)
+                if Self.decode(u, byteLevel: byteLevel, into: &buf) {
+                    raw.insert(buf, value: Int32(i), overwrite: true)  // token_to_id: last wins
+                }
             }
         }
         rawTokens = raw
 
-        var ascii = [Int32](repeating: -1, count: 128)
-        for b in 0..<128 {
-            // llama.cpp looks up the one-byte string of each byte of the byte-level text.
-            if let t = raw.find([UInt8(b)]), ByteLevel.byteToScalar[b] == UInt32(b) { ascii[b] = t }
+        var fallback = [Int32](repeating: -1, count: 256)
+        let hex = Array("0123456789ABCDEF".utf8)
+        for b in 0..<256 {
+            if byteLevel {
+                // llama.cpp looks up the one-byte string of each byte of the byte-level text.
+                if b < 128, let t = raw.find([UInt8(b)]), ByteLevel.byteToScalar[b] == UInt32(b) { fallback[b] = t }
+            } else if let t = raw.find([0x3C, 0x30, 0x78, hex[b >> 4], hex[b & 15], 0x3E]) {  // <0xXX>
+                fallback[b] = t
+            }
         }
-        asciiToken = ascii
+        fallbackToken = fallback
 
         var strings = ByteStringMap(capacity: v.merges.count * 2 + 256)
         for b in 0..<256 { strings.insert([UInt8(b)], value: Int32(b), overwrite: false) }
         var table = PairTable(capacity: v.merges.count)
-        var rank: UInt64 = 0
-        for m in v.merges {
-            defer { rank += 1 }
-            // Split at the first space after position 0, as llama.cpp (`find(' ', 1)`).
-            let u = Array(m.utf8)
-            guard u.count >= 2, let sp = u[1...].firstIndex(of: 0x20) else { continue }
-            let leftText = String(decoding: u[..<sp], as: UTF8.self)
-            let rightText = String(decoding: u[(sp + 1)...], as: UTF8.self)
-            guard let l = ByteLevel.decode(leftText), let r = ByteLevel.decode(rightText), !l.isEmpty, !r.isEmpty else { continue }
-            let li = strings.insert(l, value: Int32(strings.count), overwrite: false)
-            let ri = strings.insert(r, value: Int32(strings.count), overwrite: false)
-            let mi = strings.insert(l + r, value: Int32(strings.count), overwrite: false)
-            table.insertIfAbsent(Int32(li), Int32(ri), rank << 32 | UInt64(mi))
+        var left: [UInt8] = [], right: [UInt8] = [], both: [UInt8] = []
+        for (rank, merge) in v.merges.enumerated() {
+            var m = merge
+            m.withUTF8 { u in
+                // Split at the first space after position 0, as llama.cpp (`find(' ', 1)`).
+                guard u.count >= 2 else { return }
+                var sp = 1
+                while sp < u.count && u[sp] != 0x20 { sp += 1 }
+                guard sp < u.count else { return }
+                left.removeAll(keepingCapacity: true)
+                right.removeAll(keepingCapacity: true)
+                guard Self.decode(UnsafeBufferPointer(rebasing: u[..<sp]), byteLevel: byteLevel, into: &left),
+                      Self.decode(UnsafeBufferPointer(rebasing: u[(sp + 1)...]), byteLevel: byteLevel, into: &right),
+                      !left.isEmpty, !right.isEmpty else { return }
+                both.removeAll(keepingCapacity: true)
+                both.append(contentsOf: left)
+                both.append(contentsOf: right)
+                let li = strings.insert(left, value: Int32(strings.count), overwrite: false)
+                let ri = strings.insert(right, value: Int32(strings.count), overwrite: false)
+                let mi = strings.insert(both, value: Int32(strings.count), overwrite: false)
+                table.insertIfAbsent(Int32(li), Int32(ri), UInt64(rank) << 32 | UInt64(mi))
+            }
         }
         merges = table
         interned = strings
 
         var tok = [Int32](repeating: -1, count: strings.count)
-        for e in 0..<strings.count {
-            tok[e] = raw.find(Array(strings.key(at: e))) ?? -1
+        strings.pool.withUnsafeBufferPointer { pool in
+            guard let base = pool.baseAddress else { return }
+            for e in 0..<strings.count {
+                let r = strings.keyRange(at: e)
+                tok[e] = raw.find(base + r.lowerBound, count: r.count) ?? -1
+            }
         }
         internedToken = tok
         ignoreMerges = v.ignoreMerges
@@ -91,15 +126,36 @@ struct BPEModel: Sendable {
         ws.symID.removeAll(keepingCapacity: true)
         ws.symPrev.removeAll(keepingCapacity: true)
         ws.symNext.removeAll(keepingCapacity: true)
-        for i in 0..<n {
-            ws.symStart.append(Int32(i))
-            ws.symLen.append(1)
-            ws.symID.append(Int32(w[i]))
-            ws.symPrev.append(Int32(i - 1))
-            ws.symNext.append(i + 1 == n ? -1 : Int32(i + 1))
+        if byteLevel {
+            // Each byte-level character stands for one input byte.
+            for i in 0..<n {
+                ws.symStart.append(Int32(i))
+                ws.symLen.append(1)
+                ws.symID.append(Int32(w[i]))
+                ws.symPrev.append(Int32(i - 1))
+                ws.symNext.append(i + 1 == n ? -1 : Int32(i + 1))
+            }
+        } else {
+            // Gemma 4: a word made of newlines only is taken whole when it is a token.
+            if !w.contains(where: { $0 != 0x0A }), let t = rawTokens.find(base, count: n) {
+                out.append(t)
+                return
+            }
+            var i = 0
+            var k: Int32 = 0
+            while i < n {
+                let len = min(UTF8Util.sequenceLength(w[i]), n - i)
+                ws.symStart.append(Int32(i))
+                ws.symLen.append(Int32(len))
+                ws.symID.append(len == 1 ? Int32(w[i]) : Int32(interned.index(of: base + i, count: len) ?? -1))
+                ws.symPrev.append(k - 1)
+                i += len
+                ws.symNext.append(i == n ? -1 : k + 1)
+                k += 1
+            }
         }
         ws.heap.removeAll()
-        for i in 1..<n { addBigram(Int32(i - 1), Int32(i), &ws) }
+        for i in 1..<ws.symStart.count { addBigram(Int32(i - 1), Int32(i), &ws) }
 
         while let b = ws.heap.pop() {
             let l = Int(b.left), r = Int(b.right)
@@ -115,7 +171,7 @@ struct BPEModel: Sendable {
             addBigram(ws.symPrev[l], b.left, &ws)
             addBigram(b.left, next, &ws)
         }
-        for i in 0..<n where ws.symLen[i] > 0 {
+        for i in 0..<ws.symStart.count where ws.symLen[i] > 0 {
             emit(symbolID: ws.symID[i], base + Int(ws.symStart[i]), Int(ws.symLen[i]), &out)
         }
     }
@@ -124,23 +180,23 @@ struct BPEModel: Sendable {
     private func addBigram(_ left: Int32, _ right: Int32, _ ws: inout Workspace) {
         guard left >= 0, right >= 0 else { return }
         let l = Int(left), r = Int(right)
-        guard let v = merges.find(ws.symID[l], ws.symID[r]) else { return }
+        guard ws.symID[l] >= 0, ws.symID[r] >= 0, let v = merges.find(ws.symID[l], ws.symID[r]) else { return }
         ws.heap.push(Bigram(rank: Int32(truncatingIfNeeded: v >> 32), left: left, right: right,
                             size: ws.symLen[l] + ws.symLen[r], merged: Int32(truncatingIfNeeded: v & 0xFFFF_FFFF)))
     }
 
     /// Appends the token for a final symbol, or llama.cpp's per-byte fallback when the symbol
-    /// is not in the vocabulary (only one-byte byte-level strings can be found then).
+    /// is not in the vocabulary.
     @inline(__always)
     private func emit(symbolID: Int32, _ p: UnsafePointer<UInt8>, _ len: Int, _ out: inout [Int32]) {
-        let t = internedToken[Int(symbolID)]
+        let t = symbolID >= 0 ? internedToken[Int(symbolID)] : (rawTokens.find(p, count: len) ?? -1)
         if t >= 0 {
             out.append(t)
             return
         }
         for k in 0..<len {
-            let b = p[k]
-            if b < 128, asciiToken[Int(b)] >= 0 { out.append(asciiToken[Int(b)]) }
+            let f = fallbackToken[Int(p[k])]
+            if f >= 0 { out.append(f) }
         }
     }
 }

@@ -18,7 +18,11 @@ func buildPieces(_ v: TokenizerVocabulary) -> (pool: [UInt8], offsets: [Int32]) 
             case .sentencePiece:
                 appendUnescapingSpaces(text, to: &pool)
             case .bytePairEncoding:
-                appendByteLevelDecoded(text, to: &pool)
+                if v.escapeWhitespaces {
+                    appendUnescapingSpaces(text, to: &pool)
+                } else {
+                    appendByteLevelDecoded(text, to: &pool)
+                }
             }
         } else if attr.contains(.byte) {
             pool.append(byteTokenValue(text))

@@ -24,9 +24,9 @@ enum LibstdcxxMapOrder {
         var h = seed ^ (UInt64(n) &* mul)
         let aligned = n & ~7
         var p = 0
+        let raw = UnsafeRawBufferPointer(bytes)
         while p < aligned {
-            var data: UInt64 = 0
-            for k in 0..<8 { data |= UInt64(bytes[p + k]) << (8 * UInt64(k)) }
+            var data = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: p, as: UInt64.self))
             data = shiftMix(data &* mul) &* mul
             h ^= data
             h = h &* mul
@@ -49,7 +49,6 @@ enum LibstdcxxMapOrder {
     static func positions(of texts: [String]) -> [Int32]? {
         let n = texts.count
         guard n < growth[growth.count - 1].0 else { return nil }
-        var seen = ByteStringMap(capacity: n)
         var nodeOf = [Int32](repeating: -1, count: n)   // node (first id) holding each id's text
         var hashes = [UInt64](repeating: 0, count: n)
         var next = [Int32](repeating: -1, count: n + 1)  // index n is _M_before_begin
@@ -61,14 +60,29 @@ enum LibstdcxxMapOrder {
 
         var lastID = [Int32](repeating: -1, count: n)     // map value of each node
         for i in 0..<n {
-            let bytes = Array(texts[i].utf8)
-            let before = seen.count
-            let entry = seen.insert(bytes, value: Int32(i), overwrite: false)
-            if seen.count > before { hashes[i] = bytes.withUnsafeBufferPointer { hash($0) } }
-            let first = seen.values[entry]
-            nodeOf[i] = first
-            lastID[Int(first)] = Int32(i)
-            if Int(first) != i { continue }  // existing key: value updated, node unchanged
+            var text = texts[i]
+            let h = text.withUTF8 { hash($0) }
+            hashes[i] = h
+            // Look the key up in its bucket first, as operator[] does.
+            let b0 = Int(h % bucketCount)
+            var existing: Int32 = -1
+            if buckets[b0] >= 0 {
+                var node = next[Int(buckets[b0])]
+                while node >= 0 && Int(hashes[Int(node)] % bucketCount) == b0 {
+                    if hashes[Int(node)] == h && texts[Int(node)].utf8.elementsEqual(text.utf8) {
+                        existing = node
+                        break
+                    }
+                    node = next[Int(node)]
+                }
+            }
+            if existing >= 0 {  // existing key: value updated, node unchanged
+                nodeOf[i] = existing
+                lastID[Int(existing)] = Int32(i)
+                continue
+            }
+            nodeOf[i] = Int32(i)
+            lastID[i] = Int32(i)
 
             if growthIndex < growth.count && count + 1 == growth[growthIndex].0 {
                 bucketCount = UInt64(growth[growthIndex].1)

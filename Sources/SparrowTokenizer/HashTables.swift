@@ -29,56 +29,65 @@ func hashBytes(_ p: UnsafePointer<UInt8>, _ count: Int) -> UInt64 {
     return h
 }
 
-/// Map from byte strings to `Int32`, keys stored back to back in one pool.
+/// Map from byte strings to `Int32`, keys stored back to back in one pool. Each slot holds
+/// the upper hash bits next to the entry index, so probing rarely touches the entries.
 struct ByteStringMap: Sendable {
     private(set) var pool: [UInt8] = []
     private var keyStart: [Int32] = []
     private var keyLength: [Int32] = []
     private(set) var values: [Int32] = []
-    private var keyHash: [UInt32] = []
-    private var slots: [Int32]
+    /// `hash >> 32 << 32 | entry + 1`, or 0 for an empty slot.
+    private var slots: [UInt64]
     private var mask: Int
 
     var count: Int { values.count }
 
-    init(capacity: Int = 16) {
+    init(capacity: Int = 16, poolCapacity: Int = 0) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
-        slots = [Int32](repeating: -1, count: size)
+        slots = [UInt64](repeating: 0, count: size)
         mask = size - 1
         keyStart.reserveCapacity(capacity)
         keyLength.reserveCapacity(capacity)
         values.reserveCapacity(capacity)
-        keyHash.reserveCapacity(capacity)
+        pool.reserveCapacity(max(poolCapacity, capacity * 4))
+    }
+
+    /// Where entry `index`'s bytes sit in `pool`.
+    func keyRange(at index: Int) -> Range<Int> {
+        let s = Int(keyStart[index])
+        return s..<(s + Int(keyLength[index]))
     }
 
     /// Bytes of entry `index`.
     func key(at index: Int) -> ArraySlice<UInt8> {
-        let s = Int(keyStart[index])
-        return pool[s..<(s + Int(keyLength[index]))]
+        pool[keyRange(at: index)]
     }
 
     @inline(__always)
     private func findSlot(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64) -> (slot: Int, entry: Int) {
         var slot = Int(truncatingIfNeeded: h) & mask
-        let h32 = UInt32(truncatingIfNeeded: h >> 32)
+        let tag = h & 0xFFFF_FFFF_0000_0000
         return pool.withUnsafeBufferPointer { poolPtr in
             while true {
-                let e = Int(slots[slot])
-                if e < 0 { return (slot, -1) }
-                if keyHash[e] == h32, Int(keyLength[e]) == n {
-                    let s = Int(keyStart[e])
-                    var same = true
-                    if let base = poolPtr.baseAddress {
-                        var i = 0
-                        while i < n {
-                            if base[s + i] != p[i] { same = false; break }
-                            i += 1
+                let v = slots[slot]
+                if v == 0 { return (slot, -1) }
+                if v & 0xFFFF_FFFF_0000_0000 == tag {
+                    let e = Int(v & 0xFFFF_FFFF) - 1
+                    if Int(keyLength[e]) == n {
+                        let s = Int(keyStart[e])
+                        var same = true
+                        if let base = poolPtr.baseAddress {
+                            var i = 0
+                            while i < n {
+                                if base[s + i] != p[i] { same = false; break }
+                                i += 1
+                            }
+                        } else {
+                            same = n == 0
                         }
-                    } else {
-                        same = n == 0
+                        if same { return (slot, e) }
                     }
-                    if same { return (slot, e) }
                 }
                 slot = (slot + 1) & mask
             }
@@ -124,8 +133,7 @@ struct ByteStringMap: Sendable {
         keyLength.append(Int32(n))
         pool.append(contentsOf: UnsafeBufferPointer(start: p, count: n))
         values.append(value)
-        keyHash.append(UInt32(truncatingIfNeeded: h >> 32))
-        slots[r.slot] = Int32(e)
+        slots[r.slot] = h & 0xFFFF_FFFF_0000_0000 | UInt64(e + 1)
         if values.count * 2 > slots.count { grow() }
         return e
     }
@@ -141,7 +149,7 @@ struct ByteStringMap: Sendable {
 
     private mutating func grow() {
         let size = slots.count * 2
-        var newSlots = [Int32](repeating: -1, count: size)
+        var newSlots = [UInt64](repeating: 0, count: size)
         let newMask = size - 1
         pool.withUnsafeBufferPointer { poolPtr in
             for e in 0..<values.count {
@@ -149,8 +157,8 @@ struct ByteStringMap: Sendable {
                 let h: UInt64
                 if let base = poolPtr.baseAddress { h = hashBytes(base + s, n) } else { var z: UInt8 = 0; h = hashBytes(&z, 0) }
                 var slot = Int(truncatingIfNeeded: h) & newMask
-                while newSlots[slot] >= 0 { slot = (slot + 1) & newMask }
-                newSlots[slot] = Int32(e)
+                while newSlots[slot] != 0 { slot = (slot + 1) & newMask }
+                newSlots[slot] = h & 0xFFFF_FFFF_0000_0000 | UInt64(e + 1)
             }
         }
         slots = newSlots

@@ -34,6 +34,7 @@ struct PreTokenizer: Sendable {
                     .regex(Self.trailingSpaces), .regex(Self.cjkRun), .regex(Self.digitRun)]
         case .bloom: return [.regex(Self.bloomWord)]
         case .viking: return [.regex(Self.bloomWord), .regex(Self.digit)]
+        case .newlines: return [.regex(Self.newlineRun)]
         }
     }
 
@@ -356,6 +357,14 @@ struct PreTokenizer: Sendable {
     }
     private static let punctRunDefault: Matcher = { c, f, i, end in punctRun(c, f, i, end, backtick: false) }
     private static let punctRunFalcon: Matcher = { c, f, i, end in punctRun(c, f, i, end, backtick: true) }
+
+    /// `[^\n]+|[\n]+` (every code point is in one run or the other).
+    private static let newlineRun: Matcher = { c, _, i, end in
+        let isNewline = c[i] == lf
+        var j = i + 1
+        while j < end && (c[j] == lf) == isNewline { j += 1 }
+        return j
+    }
 
     /// `[\r\n]`
     private static let crOrLf: Matcher = { c, _, i, _ in c[i] == cr || c[i] == lf ? i + 1 : -1 }

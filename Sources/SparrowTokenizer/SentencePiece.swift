@@ -9,9 +9,26 @@ struct SentencePieceModel: Sendable {
     /// Token for each byte: `<0xXX>`, else the one-byte text, else nil.
     let byteTokens: [Int32?]
     let unknown: Int32?
+    /// True when no token has "▁" right after another character: then no merge can cross
+    /// the start of a run of "▁", and text can be cut there into independent segments
+    /// (same result, much smaller work queues, and repeated words are cached).
+    let splitsBeforeSpaces: Bool
 
     init(vocabulary v: TokenizerVocabulary, tokenIDs: ByteStringMap) {
         self.tokenIDs = tokenIDs
+        var splittable = true
+        for t in v.tokens where splittable {
+            let u = Array(t.utf8)
+            var i = 0
+            var prevIsSpace = true  // the start of a token counts as a boundary
+            while i < u.count {
+                let isSpace = i + 2 < u.count && u[i] == 0xE2 && u[i + 1] == 0x96 && u[i + 2] == 0x81
+                if isSpace && !prevIsSpace { splittable = false; break }
+                prevIsSpace = isSpace
+                i += isSpace ? 3 : 1
+            }
+        }
+        splitsBeforeSpaces = splittable
         scores = v.scores
         unknown = v.unknown
         let hex = Array("0123456789ABCDEF".utf8)
@@ -24,6 +41,9 @@ struct SentencePieceModel: Sendable {
     }
 
     struct Workspace {
+        var cache = ByteStringMap(capacity: 1024)
+        var cacheTokens: [Int32] = []
+        var cacheRanges: [Int32] = [0]
         var start: [Int32] = []
         var len: [Int32] = []
         var prev: [Int32] = []
@@ -33,6 +53,42 @@ struct SentencePieceModel: Sendable {
 
     /// Tokenizes already escaped text (spaces replaced by U+2581), appending token ids.
     func encode(_ text: UnsafeBufferPointer<UInt8>, _ ws: inout Workspace, _ out: inout [Int32]) {
+        guard let base = text.baseAddress, text.count > 0 else { return }
+        guard splitsBeforeSpaces else {
+            encodeSegment(text, &ws, &out)
+            return
+        }
+        let n = text.count
+        @inline(__always) func isSpace(_ i: Int) -> Bool { i + 2 < n && base[i] == 0xE2 && base[i + 1] == 0x96 && base[i + 2] == 0x81 }
+        var segStart = 0
+        var i = 0
+        var prevIsSpace = false
+        while i <= n {
+            let space = i < n && isSpace(i)
+            if i == n || (space && !prevIsSpace && i > segStart) {
+                let len = i - segStart
+                let p = base + segStart
+                if let e = ws.cache.index(of: p, count: len) {
+                    out.append(contentsOf: ws.cacheTokens[Int(ws.cacheRanges[e])..<Int(ws.cacheRanges[e + 1])])
+                } else {
+                    let before = out.count
+                    encodeSegment(UnsafeBufferPointer(start: p, count: len), &ws, &out)
+                    if len <= 64 && ws.cache.count < 1 << 20 {
+                        ws.cache.insert(p, count: len, value: 0, overwrite: false)
+                        ws.cacheTokens.append(contentsOf: out[before...])
+                        ws.cacheRanges.append(Int32(ws.cacheTokens.count))
+                    }
+                }
+                segStart = i
+            }
+            if i == n { break }
+            prevIsSpace = space
+            i += space ? 3 : 1
+        }
+    }
+
+    /// The SentencePiece merge loop over one piece of text.
+    private func encodeSegment(_ text: UnsafeBufferPointer<UInt8>, _ ws: inout Workspace, _ out: inout [Int32]) {
         guard let base = text.baseAddress, text.count > 0 else { return }
         let n = text.count
         ws.start.removeAll(keepingCapacity: true)

@@ -152,7 +152,16 @@ public final class Tokenizer: Sendable {
                 case let .token(t):
                     out.append(t)
                 case let .text(start, end):
-                    encodeBPE(bpe, UnsafeBufferPointer(rebasing: bytes[start..<end]), base: start, &state, &out)
+                    if v.escapeWhitespaces {
+                        state.escaped.removeAll(keepingCapacity: true)
+                        for i in start..<end {
+                            if bytes[i] == 0x20 { state.escaped.append(contentsOf: [0xE2, 0x96, 0x81]) } else { state.escaped.append(bytes[i]) }
+                        }
+                        let escaped = state.escaped
+                        escaped.withUnsafeBufferPointer { encodeBPE(bpe, $0, base: 0, &state, &out) }
+                    } else {
+                        encodeBPE(bpe, UnsafeBufferPointer(rebasing: bytes[start..<end]), base: start, &state, &out)
+                    }
                 }
             }
         }
@@ -172,6 +181,7 @@ public final class Tokenizer: Sendable {
         var cache = ByteStringMap(capacity: 1024)
         var cacheTokens: [Int32] = []
         var cacheRanges: [Int32] = [0]
+        var escaped: [UInt8] = []
     }
 
     private func encodeBPE(_ bpe: BPEModel, _ text: UnsafeBufferPointer<UInt8>, base: Int, _ s: inout BPEState, _ out: inout [Int32]) {

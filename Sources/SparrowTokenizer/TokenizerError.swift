@@ -14,13 +14,14 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
     /// `tokenizer.ggml.pre` names a pre-tokenizer this implementation does not support.
     case unsupportedPreTokenizer(String)
 
+    /// A one-line explanation for users.
     public var description: String {
         switch self {
         case let .format(e): return "cannot read tokenizer: \(e)"
         case let .missingKey(key, expected): return "tokenizer metadata '\(key)' missing or not \(expected)"
         case let .badValue(key, reason): return "tokenizer metadata '\(key)': \(reason)"
         case let .unsupportedModel(m):
-            return "unsupported tokenizer model '\(m)' (supported: 'llama' (SentencePiece), 'gpt2' (byte-level BPE))"
+            return "unsupported tokenizer model '\(m)' (supported: 'llama' (SentencePiece), 'gpt2' (byte-level BPE), 'gemma4')"
         case let .unsupportedPreTokenizer(p): return "unsupported pre-tokenizer '\(p)'"
         }
     }

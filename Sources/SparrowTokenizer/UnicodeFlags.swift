@@ -79,16 +79,37 @@ enum ByteLevel {
         return b >= 0 ? UInt8(b) : nil
     }
 
-    /// Decodes byte-level text into the raw bytes it stands for, or nil when some code point
-    /// is outside the mapping (such text can never be produced by byte-level encoding).
-    static func decode(_ text: String) -> [UInt8]? {
-        var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            guard let b = byte(for: scalar.value) else { return nil }
+    /// Decodes byte-level text (UTF-8) into the raw bytes it stands for, appending to
+    /// `out`; false when some character is outside the mapping (such text can never be
+    /// produced by byte-level encoding). All mapped characters are below U+0144, so one or
+    /// two UTF-8 bytes each.
+    static func decode(_ u: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) -> Bool {
+        var i = 0
+        let n = u.count
+        while i < n {
+            let b0 = u[i]
+            let cp: UInt32
+            if b0 < 0x80 {
+                cp = UInt32(b0)
+                i += 1
+            } else if b0 >= 0xC2 && b0 <= 0xC5 && i + 1 < n && u[i + 1] & 0xC0 == 0x80 {
+                cp = UInt32(b0 & 0x1F) << 6 | UInt32(u[i + 1] & 0x3F)
+                i += 2
+            } else {
+                return false
+            }
+            guard let b = byte(for: cp) else { return false }
             out.append(b)
         }
-        return out
+        return true
+    }
+
+    /// `decode` for a string.
+    static func decode(_ text: String) -> [UInt8]? {
+        var out: [UInt8] = []
+        var t = text
+        let ok = t.withUTF8 { decode($0, into: &out) }
+        return ok ? out : nil
     }
 }
 

@@ -34,7 +34,8 @@ public struct TokenAttributes: OptionSet, Sendable, Hashable {
 public enum TokenizerModel: String, Sendable {
     /// `llama`: SentencePiece-style score-based merges with byte fallback (Llama 2, Mistral v1...).
     case sentencePiece = "llama"
-    /// `gpt2`: byte-level BPE with rank-ordered merges (GPT-2, Llama 3, Qwen, SmolLM...).
+    /// `gpt2`: byte-level BPE with rank-ordered merges (GPT-2, Llama 3, Qwen, SmolLM...);
+    /// also `gemma4` (BPE on raw UTF-8 with "▁" for spaces).
     case bytePairEncoding = "gpt2"
 }
 
@@ -52,6 +53,7 @@ enum SplitRule: Sendable, Equatable {
     case deepseekLLM
     case bloom           // " ?[^(\s|.,!?…。，、।۔،)]+"
     case viking          // bloom then \p{N}
+    case newlines        // [^\n]+|[\n]+ on raw UTF-8 with "▁" for spaces (Gemma 4)
 }
 
 /// Everything llama.cpp's `llama_vocab::load` derives from GGUF metadata: token texts,
@@ -62,12 +64,18 @@ public struct TokenizerVocabulary: Sendable {
     public let preTokenizer: String
     /// Token texts as stored (empty entries renamed "[EMPTY_<id>]" as llama.cpp does).
     public let tokens: [String]
+    /// SentencePiece merge scores (`tokenizer.ggml.scores`, 0 when absent).
     public let scores: [Float]
+    /// Per-token attributes from `tokenizer.ggml.token_type`, adjusted as llama.cpp does
+    /// (end-of-generation texts become control tokens, "unused" control tokens unused...).
     public let attributes: [TokenAttributes]
     /// BPE merges ("left right"), empty for SentencePiece.
     let merges: [String]
     let splitRule: SplitRule
 
+    /// Special token ids: from metadata when present and in range, else llama.cpp's defaults
+    /// for the model type (SentencePiece: BOS 1, EOS 2, UNK 0; GPT-2 BPE: BOS = EOS = 11),
+    /// EOT/EOM/FIM auto-detected by text when the metadata has none.
     public let bos: Int32?, eos: Int32?, eot: Int32?, eom: Int32?
     public let unknown: Int32?, separator: Int32?, padding: Int32?, mask: Int32?
     public let fimPrefix: Int32?, fimSuffix: Int32?, fimMiddle: Int32?
@@ -83,11 +91,17 @@ public struct TokenizerVocabulary: Sendable {
     public let cleanSpaces: Bool
     /// Look a whole pre-tokenized word up in the vocabulary before merging (Llama 3).
     public let ignoreMerges: Bool
+    /// BPE on raw UTF-8 with spaces written as "▁" and `<0xXX>` byte tokens (Gemma 4),
+    /// instead of GPT-2 byte-level text.
+    public let escapeWhitespaces: Bool
     /// Tokens that end generation, as llama.cpp's `llama_vocab_is_eog`.
     public let endOfGeneration: Set<Int32>
 
+    /// Number of tokens.
     public var count: Int { tokens.count }
 
+    /// Reads the `tokenizer.*` metadata of a GGUF file, applying llama.cpp's defaults
+    /// for absent keys.
     public init(gguf: GGUFFile) throws(TokenizerError) {
         let meta = gguf.metadata
         func string(_ key: String) -> String? { meta[key]?.stringValue }
@@ -113,15 +127,19 @@ public struct TokenizerVocabulary: Sendable {
             bos = 1; eos = 2; unk = 0
             addSpacePrefix = true; cleanSpaces = false; addBOS = true; addEOS = false
             merges = []
-        case "gpt2":
+        case "gpt2", "gemma4":
             model = .bytePairEncoding
             guard case let .array(.strings(m))? = meta["tokenizer.ggml.merges"] else {
                 throw .missingKey("tokenizer.ggml.merges", expected: "an array of strings")
             }
             merges = m
-            bos = 11; eos = 11; unk = nil
+            if modelName == "gemma4" {
+                bos = nil; eos = nil; unk = nil
+            } else {
+                bos = 11; eos = 11; unk = nil
+            }
             cleanSpaces = true
-            let p = try TokenizerVocabulary.preTokenizerSettings(pre)
+            let p = try TokenizerVocabulary.preTokenizerSettings(modelName == "gemma4" ? "gemma4" : pre)
             rule = p.rule
             if let c = p.cleanSpaces { cleanSpaces = c }
             if p.ignoreMerges { ignoreMerges = true }
@@ -199,6 +217,7 @@ public struct TokenizerVocabulary: Sendable {
 
         if let v = bool("tokenizer.ggml.add_bos_token") { addBOS = v }
         if let v = bool("tokenizer.ggml.add_eos_token") { addEOS = v }
+        if rule == .newlines && !addBOS { addBOS = true }  // llama.cpp forces BOS for Gemma 4
 
         // Auto-detection by text, as llama.cpp: it walks its token_to_id unordered_map and
         // keeps the first match per kind, so with several candidates we replay the map's
@@ -215,55 +234,62 @@ public struct TokenizerVocabulary: Sendable {
                                      "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
                                      "<｜end▁of▁sentence｜>", "[e~["]
 
-        // Byte-exact comparison of token text against a set of names.
-        func matches(_ text: String, _ names: Set<String>) -> Bool {
-            guard text.utf8.count <= 32, let first = text.utf8.first, first == 0x3C || first == 0x5B || first == 0x5F || first == 0xE2 else { return false }
-            return names.contains { Array($0.utf8) == Array(text.utf8) }
+        // Which kinds each candidate text is, compared byte for byte. Bits 0-7 follow
+        // `current` below, bit 8 is EOG, bit 9 the gpt-oss always-rendered tokens.
+        let kinds: [Set<String>] = [eotNames, ["<|eom_id|>"], fimPreNames, fimSufNames, fimMidNames, fimPadNames, fimRepNames,
+                                    ["<|file_sep|>"], eogNames, ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"]]
+        var kindMask: [[UInt8]: UInt16] = [:]
+        for (k, names) in kinds.enumerated() {
+            for name in names { kindMask[Array(name.utf8), default: 0] |= 1 << UInt16(k) }
         }
-
-        var ids: [Int] = []  // candidate ids: only short texts starting like a marker
+        var ids: [Int] = []       // tokens with at least one kind
+        var masks: [UInt16] = []
         for i in 0..<n {
             let u = texts[i].utf8
-            if u.count <= 32, let f = u.first, f == 0x3C || f == 0x5B || f == 0x5F || f == 0xE2 { ids.append(i) }
+            guard u.count <= 32, let f = u.first, f == 0x3C || f == 0x5B || f == 0x5F || f == 0xE2 else { continue }
+            if let m = kindMask[Array(u)] {
+                ids.append(i)
+                masks.append(m)
+            }
         }
-        let kinds: [Set<String>] = [eotNames, ["<|eom_id|>"], fimPreNames, fimSufNames, fimMidNames, fimPadNames, fimRepNames, ["<|file_sep|>"]]
         let current = [eot, eom, fimPre, fimSuf, fimMid, fimPad, fimRep, fimSep]
-        var candidates = [[Int]](repeating: [], count: kinds.count)
-        for i in ids {
-            for k in 0..<kinds.count where current[k] == nil && matches(texts[i], kinds[k]) { candidates[k].append(i) }
+        var candidates = [[Int]](repeating: [], count: current.count)
+        for (i, m) in zip(ids, masks) {
+            for k in 0..<current.count where current[k] == nil && m & (1 << UInt16(k)) != 0 { candidates[k].append(i) }
         }
         var chosen = current
         if candidates.contains(where: { $0.count > 1 }), let position = LibstdcxxMapOrder.positions(of: texts) {
-            for k in 0..<kinds.count where current[k] == nil {
+            for k in 0..<current.count where current[k] == nil {
                 let visible = candidates[k].filter { position[$0] >= 0 }
                 if let best = visible.min(by: { position[$0] < position[$1] }) { chosen[k] = Int32(best) }
             }
         } else {
-            for k in 0..<kinds.count where current[k] == nil {
+            for k in 0..<current.count where current[k] == nil {
                 if let best = candidates[k].last { chosen[k] = Int32(best) }
             }
         }
-        for k in 0..<kinds.count where current[k] == nil {
+        for k in 0..<current.count where current[k] == nil {
             if let c = chosen[k] { attrs[Int(c)].insert(.control) }
         }
         eot = chosen[0]; eom = chosen[1]; fimPre = chosen[2]; fimSuf = chosen[3]
         fimMid = chosen[4]; fimPad = chosen[5]; fimRep = chosen[6]; fimSep = chosen[7]
 
         // Control tokens named "unused..." are unused.
+        let unused = Array("unused".utf8)
         for i in 0..<n where attrs[i].contains(.control) && !attrs[i].contains(.unused) {
-            if texts[i].utf8.count >= 6, Array(texts[i].utf8).containsSubsequence(Array("unused".utf8)) {
+            if texts[i].utf8.count >= 6, Array(texts[i].utf8).containsSubsequence(unused) {
                 attrs[i].insert(.unused)
             }
         }
 
         var eog = Set<Int32>()
         for id in [fimPad, fimRep, fimSep] { if let id { eog.insert(id) } }
-        for i in ids where matches(texts[i], eogNames) {
+        for (i, m) in zip(ids, masks) where m & (1 << 8) != 0 {
             eog.insert(Int32(i))
             attrs[i].insert(.control)
         }
         // gpt-oss: always render these.
-        for i in ids where matches(texts[i], ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"]) {
+        for (i, m) in zip(ids, masks) where m & (1 << 9) != 0 {
             attrs[i] = .userDefined
         }
         for id in [eos, eot, eom] { if let id { eog.insert(id) } }
@@ -329,6 +355,7 @@ public struct TokenizerVocabulary: Sendable {
         self.addSpacePrefix = addSpacePrefix
         self.cleanSpaces = cleanSpaces
         self.ignoreMerges = ignoreMerges
+        self.escapeWhitespaces = rule == .newlines
         self.endOfGeneration = eog
     }
 
@@ -366,6 +393,7 @@ public struct TokenizerVocabulary: Sendable {
         case "poro-chat": return PreSettings(rule: .bloom, cleanSpaces: false)
         case "bloom", "gpt3-finnish": return PreSettings(rule: .bloom)
         case "viking": return PreSettings(rule: .viking, cleanSpaces: false)
+        case "gemma4", "granite-embed-multi-311m": return PreSettings(rule: .newlines)
         default: throw .unsupportedPreTokenizer(pre)
         }
     }

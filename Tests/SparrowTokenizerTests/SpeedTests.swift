@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import SparrowFormats
 @testable import SparrowTokenizer
 
 /// Builds about `bytes` of varied text: prose, code, numbers, whitespace runs, accented and
@@ -29,8 +30,38 @@ func sampleText(bytes: Int, seed: UInt64 = 42) -> String {
     return out
 }
 
+func seconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+}
+
 @Suite("Tokenizer speed")
 struct SpeedTests {
+    @Test("vocabulary loading time (printed)", .enabled(if: VocabFiles.available))
+    func loading() throws {
+        let clock = ContinuousClock()
+        for name in ["qwen2", "llama-bpe", "llama-spm"] {
+            let file = try GGUFFile(path: VocabFiles.path(name))
+            var tok: Tokenizer?
+            let t = clock.measure { tok = try? Tokenizer(gguf: file) }
+            #expect(tok != nil)
+            print(String(format: "%@: tokenizer built from parsed GGUF in %.3f s", name, seconds(t)))
+        }
+    }
+
+    @Test("1 MB of text tokenizes quickly with a SentencePiece vocabulary", .enabled(if: VocabFiles.available))
+    func oneMegabyteSPM() throws {
+        let tok = try VocabFiles.tokenizer("llama-spm")
+        let text = sampleText(bytes: 1 << 20, seed: 7)
+        let clock = ContinuousClock()
+        var ids: [Int32] = []
+        let elapsed = clock.measure { ids = tok.encode(text, addSpecial: false) }
+        print(String(format: "llama-spm: encoded %d bytes into %d tokens in %.3f s", text.utf8.count, ids.count, seconds(elapsed)))
+        #expect(tok.decode(ids) == text)
+        #if !DEBUG
+        #expect(seconds(elapsed) < 1.0)
+        #endif
+    }
+
     @Test("1 MB of text tokenizes quickly with the Qwen2 vocabulary", .enabled(if: VocabFiles.available))
     func oneMegabyte() throws {
         let tok = try VocabFiles.tokenizer("qwen2")
@@ -39,11 +70,10 @@ struct SpeedTests {
         let clock = ContinuousClock()
         var ids: [Int32] = []
         let elapsed = clock.measure { ids = tok.encode(text, addSpecial: false, parseSpecial: true) }
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        print(String(format: "qwen2: encoded %d bytes into %d tokens in %.3f s", text.utf8.count, ids.count, seconds))
+        print(String(format: "qwen2: encoded %d bytes into %d tokens in %.3f s", text.utf8.count, ids.count, seconds(elapsed)))
         #expect(tok.decode(ids) == text)
         #if !DEBUG
-        #expect(seconds < 1.0)
+        #expect(seconds(elapsed) < 1.0)
         #endif
     }
 }

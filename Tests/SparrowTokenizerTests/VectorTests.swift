@@ -7,7 +7,7 @@ import Testing
 struct VectorTests {
     /// Vocabularies that must match llama.cpp on every vector.
     static let required = ["qwen2", "qwen35", "llama-bpe", "gpt-2", "llama-spm", "starcoder", "falcon",
-                           "deepseek-coder", "deepseek-llm", "refact", "command-r", "mpt", "phi-3"]
+                           "deepseek-coder", "deepseek-llm", "refact", "command-r", "mpt", "phi-3", "gemma-4"]
 
     @Test("tokenization matches llama.cpp on every test vector", .enabled(if: VocabFiles.available), arguments: required)
     func vectors(_ name: String) throws {

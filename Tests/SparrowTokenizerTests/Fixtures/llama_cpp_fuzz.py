@@ -1,7 +1,17 @@
+"""Differential fuzzing data for DifferentialTests.swift: random strings tokenized and
+detokenized by llama.cpp (through llama-cpp-python), plus every token's piece and the
+vocabulary's special ids.
+
+Usage: SPARROW_FUZZ_DIR=/tmp/sparrow-fuzz llama_cpp_fuzz.py qwen2 llama-spm ... [path/to/model.gguf]
+Vocab names are looked up in $SPARROW_VOCAB_DIR (default ~/.cache/sparrow/vocab).
+Then: SPARROW_FUZZ_DIR=/tmp/sparrow-fuzz swift test --filter Differential
+"""
 import ctypes, json, os, random, sys
 import llama_cpp
 
-VOCAB_DIR = os.path.expanduser("~/.cache/sparrow/vocab")
+VOCAB_DIR = os.environ.get("SPARROW_VOCAB_DIR") or os.path.expanduser("~/.cache/sparrow/vocab")
+OUT_DIR = os.environ.get("SPARROW_FUZZ_DIR", "/tmp/sparrow-fuzz")
+os.makedirs(OUT_DIR, exist_ok=True)
 N = int(os.environ.get("FUZZ_N", "400"))
 
 def pools(specials):
@@ -42,7 +52,7 @@ def main(name, path):
             t = llama_cpp.llama_vocab_get_text(vocab, i)
             specials.append(t.decode("utf-8", "replace"))
     specials = specials[:60]
-    rng = random.Random(hash(name) & 0xffff)
+    rng = random.Random(sum(name.encode()))
     P = pools(specials)
     cases = []
     buf = ctypes.create_string_buffer(1 << 16)
@@ -51,8 +61,8 @@ def main(name, path):
         n = llama_cpp.llama_detokenize(vocab, arr, len(ids), buf, len(buf), False, special)
         assert n >= 0
         return list(buf.raw[:n])
-    for k in range(N):
-        s = rand_string(rng, P)
+    for k in range(N + 5):
+        s = rand_string(rng, P) if k < N else " ".join(rand_string(rng, P) for _ in range(600))
         b = s.encode("utf-8")
         c = {"text": s}
         for add, special in [(False, False), (True, True), (False, True)]:
@@ -74,7 +84,7 @@ def main(name, path):
         "eog": [i for i in range(n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, i)],
         "control": [i for i in range(n_vocab) if llama_cpp.llama_vocab_is_control(vocab, i)],
     }
-    with open(f"/tmp/tokwork/fuzz/{name}.json", "w") as f:
+    with open(os.path.join(OUT_DIR, f"{name}.json"), "w") as f:
         json.dump({"path": path, "meta": meta, "cases": cases, "pieces": pieces}, f)
     print(name, len(cases), "eot", meta["eot"], "eog", meta["eog"][:12])
 
