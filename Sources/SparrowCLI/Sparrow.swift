@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SparrowEngine
+import SparrowKernels
 
 @main
 struct Sparrow: ParsableCommand {
@@ -21,13 +22,17 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Worker threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .long, help: "KV cache precision: f16 (default, as llama.cpp) or f32.")
+    var kvType: String = "f16"
+
     func load() throws -> Engine {
         if let threads {
             guard threads > 0 else { throw ValidationError("--threads must be ≥ 1") }
             Engine.setThreadCount(threads)
         }
         let path = try ModelStore().resolve(model, pullIfMissing: true)
-        return try Engine(path: path, contextLength: context)
+        guard let kv = KVCacheType(rawValue: kvType) else { throw ValidationError("--kv-type must be f16 or f32, got '\(kvType)'") }
+        return try Engine(path: path, contextLength: context, kvCacheType: kv)
     }
 }
 

@@ -15,11 +15,14 @@ public final class Engine: @unchecked Sendable {
     public let template: ChatTemplate?
     /// Tokens a sequence may hold (prompt + generated).
     public let contextLength: Int
+    /// How sessions store keys/values (f16 by default, as llama.cpp).
+    public let kvCacheType: KVCacheType
 
-    /// Loads a GGUF file. `contextLength` defaults to the model's, capped at 4096 to bound the
+    /// Loads a GGUF file. `kvCacheType` sets the KV cache precision. `contextLength` defaults to the model's, capped at 4096 to bound the
     /// KV cache; it may not exceed the model's.
-    public init(path: String, contextLength: Int? = nil) throws(EngineError) {
+    public init(path: String, contextLength: Int? = nil, kvCacheType: KVCacheType = .f16) throws(EngineError) {
         self.path = path
+        self.kvCacheType = kvCacheType
         do { gguf = try GGUFFile(path: path) } catch { throw .format(error) }
         do { model = try ModelRegistry.load(gguf) } catch { throw .model(error) }
         do { tokenizer = try Tokenizer(gguf: gguf) } catch { throw .tokenizer(error) }

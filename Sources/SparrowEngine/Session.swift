@@ -52,7 +52,7 @@ public final class Session: @unchecked Sendable {
 
     init(engine: Engine) {
         self.engine = engine
-        cache = engine.model.makeCache(capacity: engine.contextLength)
+        cache = engine.model.makeCache(capacity: engine.contextLength, type: engine.kvCacheType)
     }
 
     /// Generates a continuation of `prompt`. `onText` receives each new piece of text as soon as

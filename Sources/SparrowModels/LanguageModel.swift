@@ -10,13 +10,18 @@ public protocol LanguageModel: AnyObject, Sendable {
     /// Sizes and names callers need (vocabulary, context).
     var config: TransformerConfig { get }
 
-    /// A cache for one sequence of at most `capacity` tokens.
-    func makeCache(capacity: Int) -> KVCache
+    /// A cache for one sequence of at most `capacity` tokens, storing keys/values as `type`.
+    func makeCache(capacity: Int, type: KVCacheType) -> KVCache
 
     /// Runs `tokens` at positions `cache.count ..< cache.count + tokens.count`, appends their
     /// keys/values to `cache`, and returns logits.
     /// - Returns: [vocab] f32 for the last token, or [tokens.count, vocab] when `allLogits`.
     func forward(_ tokens: [Int32], cache: KVCache, allLogits: Bool) throws(ModelError) -> [Float]
+}
+
+extension LanguageModel {
+    /// A cache with llama.cpp's default f16 keys/values.
+    public func makeCache(capacity: Int) -> KVCache { makeCache(capacity: capacity, type: .f16) }
 }
 
 /// Maps `general.architecture` to a loader. Adding an architecture is one line here plus its

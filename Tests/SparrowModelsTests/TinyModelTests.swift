@@ -134,7 +134,7 @@ struct TinyModelTests {
         let g = try Self.makeModel(arch: arch)
         let model = try ModelRegistry.load(g)
         let tokens: [Int32] = [3, 17, 0, 36, 5, 5, 12]
-        let cache = model.makeCache(capacity: 32)
+        let cache = model.makeCache(capacity: 32, type: .f32)
         let logits = try model.forward(tokens, cache: cache, allLogits: true)
         let ref = Self.reference(g, arch: arch, tokens: tokens)
         let vocab = model.config.vocabularySize
@@ -144,6 +144,18 @@ struct TinyModelTests {
             for v in 0..<vocab { maxRel = max(maxRel, abs(Double(logits[i * vocab + v]) - ref[i][v]) / scale) }
         }
         #expect(maxRel < 1e-4, "max relative error \(maxRel)")
+    }
+
+    @Test("an f16 KV cache stays close to the f32 one", arguments: ["llama", "qwen2", "qwen3"])
+    func halfCache(arch: String) throws {
+        let model = try ModelRegistry.load(try Self.makeModel(arch: arch))
+        let tokens: [Int32] = [3, 17, 0, 36, 5, 5, 12]
+        let a = try model.forward(tokens, cache: model.makeCache(capacity: 16, type: .f32), allLogits: true)
+        let b = try model.forward(tokens, cache: model.makeCache(capacity: 16, type: .f16), allLogits: true)
+        let scale = a.map(abs).max() ?? 1
+        let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst / scale < 1e-2, "f16 cache differs by \(worst) (scale \(scale))")
+        #expect(worst > 0, "an f16 cache that changes nothing is not storing f16")
     }
 
     @Test("decoding token by token equals one prefill", arguments: ["llama", "qwen2", "qwen3"])

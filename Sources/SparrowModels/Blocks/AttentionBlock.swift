@@ -27,29 +27,29 @@ public struct AttentionBlock: Sendable {
     }
 
     /// - x: [n, d] f32 (normalised input); out: [n, d] f32
-    /// - positions: [n]; the new keys/values are written to cache rows positions[0]..., which
-    ///   must be `startPosition ..< startPosition + n`.
+    /// - positions: [n]; the new keys/values are written to cache rows
+    ///   `startPosition ..< startPosition + n` of `layer`.
     func forward(_ x: UnsafePointer<Float>, n: Int, positions: UnsafePointer<Int32>, startPosition: Int,
-                 keys: FloatBuffer, values: FloatBuffer, out: UnsafeMutablePointer<Float>) {
+                 cache: KVCache, layer: Int, out: UnsafeMutablePointer<Float>) {
         let qWidth = nHeads * headDim, kvWidth = nKVHeads * headDim
         let q = FloatBuffer(count: n * qWidth, zeroed: false)  // [n, nHeads, headDim]
+        let k = FloatBuffer(count: n * kvWidth, zeroed: false) // [n, nKVHeads, headDim]
+        let v = FloatBuffer(count: n * kvWidth, zeroed: false) // [n, nKVHeads, headDim]
         wq.matmul(x, nTokens: n, into: q.pointer)
-        // k, v go straight into the cache rows of these positions.
-        let k = keys.pointer + startPosition * kvWidth          // [n, nKVHeads, headDim]
-        let v = values.pointer + startPosition * kvWidth        // [n, nKVHeads, headDim]
-        wk.matmul(x, nTokens: n, into: k)
-        wv.matmul(x, nTokens: n, into: v)
+        wk.matmul(x, nTokens: n, into: k.pointer)
+        wv.matmul(x, nTokens: n, into: v.pointer)
         if let bq { Ops.addBias(q.pointer, bias: bq.pointer, rows: n, n: qWidth) }
-        if let bk { Ops.addBias(k, bias: bk.pointer, rows: n, n: kvWidth) }
-        if let bv { Ops.addBias(v, bias: bv.pointer, rows: n, n: kvWidth) }
+        if let bk { Ops.addBias(k.pointer, bias: bk.pointer, rows: n, n: kvWidth) }
+        if let bv { Ops.addBias(v.pointer, bias: bv.pointer, rows: n, n: kvWidth) }
         if let qNorm { Ops.rmsNorm(q.pointer, weight: qNorm.pointer, out: q.pointer, rows: n * nHeads, n: headDim, eps: normEpsilon) }
-        if let kNorm { Ops.rmsNorm(k, weight: kNorm.pointer, out: k, rows: n * nKVHeads, n: headDim, eps: normEpsilon) }
+        if let kNorm { Ops.rmsNorm(k.pointer, weight: kNorm.pointer, out: k.pointer, rows: n * nKVHeads, n: headDim, eps: normEpsilon) }
         rope.apply(q.pointer, nTokens: n, nHeads: nHeads, headDim: headDim, positions: positions)
-        rope.apply(k, nTokens: n, nHeads: nKVHeads, headDim: headDim, positions: positions)
+        rope.apply(k.pointer, nTokens: n, nHeads: nKVHeads, headDim: headDim, positions: positions)
+        cache.store(layer: layer, start: startPosition, n: n, k: k.pointer, v: v.pointer)
 
         let attn = FloatBuffer(count: n * qWidth, zeroed: false)  // [n, nHeads, headDim]
-        Attention.causal(q: q.pointer, k: keys.pointer, v: values.pointer, out: attn.pointer, nTokens: n,
-                         startPosition: startPosition, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim,
+        Attention.causal(q: q.pointer, k: cache.keys[layer], v: cache.values[layer], type: cache.type, out: attn.pointer,
+                         nTokens: n, startPosition: startPosition, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim,
                          scale: 1 / Float(headDim).squareRoot())
         wo.matmul(attn.pointer, nTokens: n, into: out)
     }

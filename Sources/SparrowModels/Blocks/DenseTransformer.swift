@@ -74,8 +74,8 @@ public final class DenseTransformer: LanguageModel, @unchecked Sendable {
             rope: rope, nHeads: c.headCount, nKVHeads: c.headCountKV, headDim: c.headDim, normEpsilon: c.rmsEpsilon)
     }
 
-    public func makeCache(capacity: Int) -> KVCache {
-        KVCache(layerCount: layers.count, capacity: capacity, rowWidth: config.headCountKV * config.headDim)
+    public func makeCache(capacity: Int, type: KVCacheType) -> KVCache {
+        KVCache(layerCount: layers.count, capacity: capacity, rowWidth: config.headCountKV * config.headDim, type: type)
     }
 
     public func forward(_ tokens: [Int32], cache: KVCache, allLogits: Bool) throws(ModelError) -> [Float] {
@@ -96,7 +96,7 @@ public final class DenseTransformer: LanguageModel, @unchecked Sendable {
             for (l, layer) in layers.enumerated() {
                 Ops.rmsNorm(x.pointer, weight: layer.attentionNorm.pointer, out: h.pointer, rows: n, n: d, eps: config.rmsEpsilon)
                 layer.attention.forward(h.pointer, n: n, positions: pos.baseAddress!, startPosition: start,
-                                        keys: cache.keys[l], values: cache.values[l], out: y.pointer)
+                                        cache: cache, layer: l, out: y.pointer)
                 Ops.addInPlace(x.pointer, y.pointer, count: n * d)
                 Ops.rmsNorm(x.pointer, weight: layer.mlpNorm.pointer, out: h.pointer, rows: n, n: d, eps: config.rmsEpsilon)
                 layer.mlp.forward(h.pointer, n: n, out: y.pointer)
