@@ -33,6 +33,6 @@ let package = Package(
         .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels", "SparrowFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowTokenizerTests", dependencies: ["SparrowTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowTemplateTests", dependencies: ["SparrowTokenizer"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SparrowModelsTests", dependencies: ["SparrowEngine"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SparrowModelsTests", dependencies: ["SparrowEngine", "SparrowSampling"], resources: [.copy("Fixtures")]),
     ]
 )

@@ -134,8 +134,12 @@ public final class GGUFFile: @unchecked Sendable {
         let tensorCount = try r.u64("tensor count")
         let kvCount = try r.u64("metadata count")
         // Each KV needs at least 12 bytes, each tensor info at least 24: reject absurd counts early.
-        guard kvCount <= UInt64(file.bytes.count / 12) else { throw .implausible(offset: 16, what: "metadata count", value: kvCount) }
-        guard tensorCount <= UInt64(file.bytes.count / 24) else { throw .implausible(offset: 8, what: "tensor count", value: tensorCount) }
+        guard kvCount <= UInt64(file.bytes.count / 12) else {
+            throw .truncated(offset: 24, needed: Int(min(kvCount, 1 << 40)) * 12, fileSize: file.bytes.count, what: "\(kvCount) metadata entries")
+        }
+        guard tensorCount <= UInt64(file.bytes.count / 24) else {
+            throw .truncated(offset: 24, needed: Int(min(tensorCount, 1 << 40)) * 24, fileSize: file.bytes.count, what: "\(tensorCount) tensor infos")
+        }
 
         var keys: [String] = []
         var meta: [String: GGUFValue] = [:]

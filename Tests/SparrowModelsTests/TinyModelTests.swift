@@ -183,6 +183,32 @@ struct TinyModelTests {
         }
     }
 
+    @Test("fuzz: mutated model files load with typed errors or run without crashing")
+    func fuzzLoader() throws {
+        let base = try Self.makeModel(arch: "qwen2", dims: Dims(vocab: 11, d: 8, layers: 1, heads: 2, kvHeads: 1, ff: 8))
+        let bytes = Array(base.file.bytes)
+        var rng = SeededRNG(11)
+        var loaded = 0, rejected = 0
+        for i in 0..<3000 {
+            var b = bytes
+            if i % 3 == 0 {
+                b = Array(b.prefix(Int(rng.next() % UInt64(b.count))))
+            } else {
+                // Mutate the header region (metadata and tensor infos) where structure lives.
+                let header = min(b.count, base.dataOffset)
+                for _ in 0..<(1 + Int(rng.next() % 4)) { b[Int(rng.next() % UInt64(header))] = UInt8(truncatingIfNeeded: rng.next()) }
+            }
+            do {
+                let model = try ModelRegistry.load(GGUFFile(file: MappedFile(copying: b)))
+                _ = try model.forward([0, 1], cache: model.makeCache(capacity: 4), allLogits: false)
+                loaded += 1
+            } catch {
+                rejected += 1
+            }
+        }
+        #expect(loaded + rejected == 3000 && rejected > 500)
+    }
+
     @Test("missing tensors and unknown architectures are typed errors")
     func loadErrors() throws {
         var w = GGUFWriter()

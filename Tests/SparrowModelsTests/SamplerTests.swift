@@ -1,0 +1,83 @@
+import Testing
+@testable import SparrowSampling
+
+@Suite("Sampler")
+struct SamplerTests {
+    @Test("greedy takes the argmax, first on ties")
+    func greedy() {
+        var s = Sampler(.greedy)
+        #expect(s.sample([0.1, 3, 3, -1]) == 1)
+    }
+
+    @Test("logit bias can ban and force tokens")
+    func bias() {
+        var p = SamplingParameters.greedy
+        p.logitBias = [1: -100, 3: 10]
+        var s = Sampler(p)
+        #expect(s.sample([0, 5, 1, 2]) == 3)
+    }
+
+    @Test("top-k 1 is greedy whatever the temperature")
+    func topK() {
+        var p = SamplingParameters()
+        p.temperature = 5
+        p.topK = 1
+        p.seed = 3
+        var s = Sampler(p)
+        for _ in 0..<20 { #expect(s.sample([1, 2, 9, 3]) == 2) }
+    }
+
+    @Test("min-p drops unlikely tokens; top-p keeps the nucleus")
+    func cutoffs() {
+        var p = SamplingParameters()
+        p.topK = 0
+        p.topP = 1
+        p.minP = 0.5
+        let c = Sampler.truncate((0..<4).map { Sampler.Candidate(id: Int32($0), logit: [0, 5, 4.9, -3][$0]) }, p)
+        #expect(Set(c.map(\.id)) == [1, 2])
+        p.minP = 0
+        p.topP = 0.5
+        let d = Sampler.truncate((0..<4).map { Sampler.Candidate(id: Int32($0), logit: [0, 5, 4.9, -3][$0]) }, p)
+        #expect(d.map(\.id) == [1])
+    }
+
+    @Test("penalties lower the logits of tokens already seen")
+    func penalties() {
+        var p = SamplingParameters.greedy
+        p.repetitionPenalty = 2
+        p.presencePenalty = 0.5
+        p.frequencyPenalty = 0.25
+        var s = Sampler(p)
+        s.accept(0); s.accept(0)
+        var logits: [Float] = [4, 1.5]
+        s.applyBiasAndPenalties(&logits)
+        let expected: Float = 4.0 / 2 - 2 * 0.25 - 0.5  // repetition, then frequency × count, then presence
+        #expect(logits[0] == expected)
+        #expect(logits[1] == 1.5)
+        #expect(s.sample([4, 1.5]) == 1)
+    }
+
+    @Test("the same seed draws the same sequence")
+    func seeded() {
+        var p = SamplingParameters()
+        p.seed = 99
+        p.topK = 0
+        p.minP = 0
+        let logits: [Float] = (0..<50).map { Float($0 % 7) * 0.3 }
+        var a = Sampler(p), b = Sampler(p)
+        let xa = (0..<30).map { _ in a.sample(logits) }
+        let xb = (0..<30).map { _ in b.sample(logits) }
+        #expect(xa == xb)
+        #expect(Set(xa).count > 1)
+    }
+
+    @Test("validate names the bad parameter")
+    func validate() {
+        var p = SamplingParameters()
+        p.temperature = -1
+        #expect(throws: SamplingError.self) { try p.validate() }
+        p.temperature = 1
+        p.minP = 1
+        #expect(throws: SamplingError.invalid("min_p", "1.0", "must be in [0, 1)")) { try p.validate() }
+    }
+}
