@@ -490,9 +490,28 @@ def fuzz_statement(rng, depth):
         cond = f" if {fuzz_expr(rng, 1)}" if rng.random() < 0.2 else ""
         return (f"{pad()}{{%{ws()} for x in {it}{cond} {ws()}%}}{pad()}{{{{ loop.index }}}}:{{{{ x }}}}"
                 f"{fuzz_statement(rng, depth - 1)}{{% if loop.last %}}.{{% endif %}}{{% else %}}none{{%{ws()} endfor {ws()}%}}{pad()}")
-    if kind < 0.9:
+    if kind < 0.86:
         return f"{pad()}{{%{ws()} set v = {fuzz_expr(rng, 2)} {ws()}%}}{pad()}[{{{{ v }}}}]"
-    return f"{pad()}{{#{ws()} comment {ws()}#}}{pad()}"
+    if kind < 0.88:
+        return f"{pad()}{{#{ws()} comment {ws()}#}}{pad()}"
+    inner = fuzz_statement(rng, depth - 1)
+    return rng.choice([
+        f"{{% macro m(a, b=2, c=none) %}}{pad()}{{{{ a }}}}-{{{{ b }}}}-{{{{ c }}}}{inner}{{% endmacro %}}{pad()}{{{{ m({fuzz_expr(rng, 1)}) }}}}|{{{{ m(1, c={fuzz_expr(rng, 1)}) }}}}",
+        f"{{% set ns = namespace(k=0, acc=[]) %}}{{% for x in {rng.choice(['l', 'ls', 'ld', 'range(3)', 's'])} %}}{{% set ns.k = ns.k + 1 %}}{{% set ns.acc = ns.acc + [x] %}}{inner}{{% endfor %}}{pad()}{{{{ ns.k }}}} {{{{ ns.acc }}}}",
+        f"{{%{ws()} set blk {ws()}%}}{pad()}{inner}{pad()}{{%{ws()} endset {ws()}%}}[{{{{ blk }}}}]",
+        f"{{% filter {rng.choice(['upper', 'trim', 'title', 'e', 'indent(2)', 'replace(' + repr('a') + ', ' + repr('@') + ')'])} %}}{pad()}{inner}{pad()}{{% endfilter %}}",
+        f"{{% for x in {rng.choice(['l', 'ls', 'range(5)', 's'])} %}}{{% if loop.index is even %}}{{%{ws()} continue {ws()}%}}{{% endif %}}{{{{ loop.previtem }}}}>{{{{ x }}}}<{{{{ loop.nextitem }}}}{{{{ loop.cycle('a', 'b') }}}}{{% if loop.index > 3 %}}{{% break %}}{{% endif %}}{inner}{{% endfor %}}",
+        f"{{% with w = {fuzz_expr(rng, 1)} %}}{pad()}[{{{{ w }}}}]{inner}{{% endwith %}}",
+        f"{pad()}{{%{ws()} raw {ws()}%}}{pad()}{{{{ raw }}}}{{% if %}}{pad()}{{%{ws()} endraw {ws()}%}}{pad()}",
+        f"{{{{ {rng.choice(FUZZ_STRINGS)} }}}}",
+        f"{{% for k, v in {rng.choice(['d|items', 'd.items()', '{' + repr('x') + ': 1}|dictsort', 'ld|batch(2)'])} %}}{{{{ k }}}}={{{{ v }}}};{inner}{{% endfor %}}",
+    ])
+
+
+FUZZ_STRINGS = [
+    r"'tab\tnl\ncr\r'", r"'\u00e9\U0001F600\x41'", r"'quote\'s'", r'"dq\"s"', r"'back\\slash'", r"'\d\w'",
+    r"'a' 'b' \"c\"", r"'%s and %%' % 'x'", r"'{}-{}'.format(1, 'a')", r"'{{ not a tag }}'", r"'😀'|length",
+]
 
 
 def fuzz_snippets(count, seed):

@@ -76,6 +76,9 @@ extension Interpreter {
         case .list, .undefined:
             positional = [args]
             mappingLike = true
+        case .object(let o):
+            positional = [args]
+            if case .iterable(_, .range, _) = o.kind { mappingLike = true }
         default: positional = [args]
         }
         var argIndex = 0

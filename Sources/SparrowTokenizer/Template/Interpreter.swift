@@ -433,6 +433,8 @@ final class Interpreter {
         case .string(let s), .markup(let s): return s.unicodeScalars.map { .string(String($0)) }
         case .undefined: return []
         case .object(let o):
+            // Iterating a LoopContext advances the running loop itself; nobody should rely on that.
+            if case .loop = o.kind { throw unsupported("iterating a loop object") }
             guard case .iterable(let id, let type, _) = o.kind, id < iterables.count else { break }
             let state = try iterableState(id)
             guard type.isIterator else { return state.items }

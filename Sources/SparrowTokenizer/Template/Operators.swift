@@ -421,6 +421,7 @@ extension Interpreter {
         case .undefined:
             return false
         case .object(let o):
+            if case .loop = o.kind { throw unsupported("'in' on a loop object") }
             guard case .iterable(let id, let type, _) = o.kind, id < iterables.count else { break }
             let state = try iterableState(id)
             guard type.isIterator else { return state.items.contains { Py.equals($0, item) } }
