@@ -30,6 +30,7 @@ import argparse
 import datetime
 import json
 import os
+import random
 import tarfile
 
 import jinja2
@@ -412,6 +413,115 @@ SNIPPETS = [
     ("deep_nesting", "{{ " + "(" * 40 + "1" + ")" * 40 + " }}", "{}"),
 ]
 
+
+# ----------------------------------------------------------------------------- fuzzing
+# Random small templates for differential testing (not committed): write them with
+#   --fuzz 3000 --fuzz-out /tmp/fuzz.json [--seed 1]
+# and run `SPARROW_TEMPLATE_SNIPPETS=/tmp/fuzz.json swift test --filter SnippetTests`.
+FUZZ_CONTEXT = {
+    "s": "Hello, Wörld! <b>&'\"", "e": "", "n": 3, "f": 2.5, "z": 0, "neg": -7, "b": True, "nul": None,
+    "l": [3, 1, 2], "ls": ["b", "A", "c", "a"], "emptyl": [], "emptyd": {},
+    "ld": [{"name": "x", "v": 1, "t": True}, {"name": "y", "v": 2.0, "t": False}, {"name": "z", "v": None}],
+    "d": {"k": "v", "num": 1, "nested": {"a": [1, {"b": "c"}]}, "items": 5},
+    "u": "ünïcode 🙂 e\u0301 ß", "ws": "  \n padded\t ", "big": 123456, "tiny": 1e-07, "fl": [1.5, 0.1, 3.0],
+}
+FUZZ_ATOMS = [
+    "s", "e", "n", "f", "z", "neg", "b", "nul", "l", "ls", "ld", "d", "emptyl", "emptyd", "u", "ws", "missing",
+    "big", "tiny", "fl", "1", "0", "-2", "2.5", "1e-5", "'str'", "''", "'a,b c'", "none", "true", "false",
+    "[1, 'x', none]", "{'a': 1, 'b': [2]}", "(1, 2)", "d.k", "d['num']", "d.nested.a", "ld[0]", "ld[-1].name",
+    "l[1:]", "s[::-1]", "s[2]", "u[1]", "d.items", "d.missing", "ld[5]", "l[0]", "'%s-%d'", "range(4)", "loop",
+]
+FUZZ_FILTERS = [
+    "upper", "lower", "title", "capitalize", "trim", "length", "count", "first", "last", "list", "string", "int",
+    "float", "abs", "round", "round(1)", "reverse", "sort", "sort(reverse=true)", "unique", "dictsort", "items",
+    "join", "join(', ')", "default('D')", "default('D', true)", "tojson", "tojson(indent=2)", "replace('l', 'L')",
+    "map('string')", "map('upper')", "select", "reject", "selectattr('t')", "rejectattr('v', 'none')",
+    "map(attribute='name')", "sum", "min", "max", "e", "safe", "indent(2)", "indent(2, true)", "wordcount",
+    "batch(2)", "center(9)", "d", "format(1, 2)", "trim('H')", "int(7)", "join('|', attribute='name')",
+    "map(attribute='v', default=0)", "select('odd')", "select('string')", "unique(attribute='t')", "sort(attribute='v')",
+]
+FUZZ_TESTS = [
+    "defined", "undefined", "none", "string", "mapping", "iterable", "sequence", "number", "integer", "float",
+    "boolean", "true", "false", "odd", "even", "divisibleby 2", "equalto 3", "in [1, 2, 3]", "lower", "upper",
+    "callable", "eq 'v'", "gt 1", "le 2.5", "sameas none", "escaped",
+]
+FUZZ_METHODS = [
+    ".upper()", ".split()", ".split(',')", ".strip()", ".startswith('H')", ".replace('l', 'L')", ".title()",
+    ".find('o')", ".count('l')", ".lstrip('H')", ".rsplit(' ', 1)", ".endswith('!')", ".format(1, 2)",
+    ".get('k')", ".get('nope', 1)", ".keys()", ".items()", ".values()", ".index(1)", ".splitlines()", ".isdigit()",
+]
+FUZZ_BINOPS = ["+", "-", "*", "/", "//", "%", "**", "~", "==", "!=", "<", ">", "<=", ">=", "in", "not in", "and", "or"]
+
+
+def fuzz_expr(rng, depth):
+    r = rng.random()
+    if depth <= 0 or r < 0.25:
+        return rng.choice(FUZZ_ATOMS)
+    if r < 0.45:
+        e = fuzz_expr(rng, depth - 1)
+        for _ in range(rng.randint(1, 2)):
+            e = f"{e}|{rng.choice(FUZZ_FILTERS)}"
+        return e
+    if r < 0.55:
+        return f"{fuzz_expr(rng, depth - 1)} is {rng.choice(['', 'not '])}{rng.choice(FUZZ_TESTS)}"
+    if r < 0.72:
+        return f"({fuzz_expr(rng, depth - 1)} {rng.choice(FUZZ_BINOPS)} {fuzz_expr(rng, depth - 1)})"
+    if r < 0.80:
+        return f"({fuzz_expr(rng, depth - 1)} if {fuzz_expr(rng, depth - 1)} else {fuzz_expr(rng, depth - 1)})"
+    if r < 0.85:
+        return f"not {fuzz_expr(rng, depth - 1)}"
+    if r < 0.95:
+        return f"{rng.choice(['s', 'u', 'ws', 'd', 'l', 'e', 'ls', 'n'])}{rng.choice(FUZZ_METHODS)}"
+    return f"[{fuzz_expr(rng, depth - 1)}, {fuzz_expr(rng, depth - 1)}]"
+
+
+def fuzz_statement(rng, depth):
+    ws = lambda: rng.choice(["", "", "-", "+"]) if rng.random() < 0.5 else ""  # noqa: E731
+    pad = lambda: rng.choice(["", " ", "\n", "  ", "\n  ", "\t", " \n\n "])  # noqa: E731
+    kind = rng.random()
+    if kind < 0.4 or depth <= 0:
+        return f"{pad()}{{{{{rng.choice(['', '-'])} {fuzz_expr(rng, 3)} {rng.choice(['', '-'])}}}}}{pad()}"
+    if kind < 0.6:
+        body = lambda: fuzz_statement(rng, depth - 1)  # noqa: E731
+        return (f"{pad()}{{%{ws()} if {fuzz_expr(rng, 2)} {ws()}%}}{body()}{{%{ws()} elif {fuzz_expr(rng, 2)} %}}"
+                f"{body()}{{% else {ws()}%}}{body()}{{%{ws()} endif {ws()}%}}{pad()}")
+    if kind < 0.8:
+        it = rng.choice(["l", "ls", "ld", "d", "s", "emptyl", "range(3)", "missing", "ld|map(attribute='name')", "d.items()", "[1, 2, 3]"])
+        cond = f" if {fuzz_expr(rng, 1)}" if rng.random() < 0.2 else ""
+        return (f"{pad()}{{%{ws()} for x in {it}{cond} {ws()}%}}{pad()}{{{{ loop.index }}}}:{{{{ x }}}}"
+                f"{fuzz_statement(rng, depth - 1)}{{% if loop.last %}}.{{% endif %}}{{% else %}}none{{%{ws()} endfor {ws()}%}}{pad()}")
+    if kind < 0.86:
+        return f"{pad()}{{%{ws()} set v = {fuzz_expr(rng, 2)} {ws()}%}}{pad()}[{{{{ v }}}}]"
+    if kind < 0.88:
+        return f"{pad()}{{#{ws()} comment {ws()}#}}{pad()}"
+    inner = fuzz_statement(rng, depth - 1)
+    return rng.choice([
+        f"{{% macro m(a, b=2, c=none) %}}{pad()}{{{{ a }}}}-{{{{ b }}}}-{{{{ c }}}}{inner}{{% endmacro %}}{pad()}{{{{ m({fuzz_expr(rng, 1)}) }}}}|{{{{ m(1, c={fuzz_expr(rng, 1)}) }}}}",
+        f"{{% set ns = namespace(k=0, acc=[]) %}}{{% for x in {rng.choice(['l', 'ls', 'ld', 'range(3)', 's'])} %}}{{% set ns.k = ns.k + 1 %}}{{% set ns.acc = ns.acc + [x] %}}{inner}{{% endfor %}}{pad()}{{{{ ns.k }}}} {{{{ ns.acc }}}}",
+        f"{{%{ws()} set blk {ws()}%}}{pad()}{inner}{pad()}{{%{ws()} endset {ws()}%}}[{{{{ blk }}}}]",
+        f"{{% filter {rng.choice(['upper', 'trim', 'title', 'e', 'indent(2)', 'replace(' + repr('a') + ', ' + repr('@') + ')'])} %}}{pad()}{inner}{pad()}{{% endfilter %}}",
+        f"{{% for x in {rng.choice(['l', 'ls', 'range(5)', 's'])} %}}{{% if loop.index is even %}}{{%{ws()} continue {ws()}%}}{{% endif %}}{{{{ loop.previtem }}}}>{{{{ x }}}}<{{{{ loop.nextitem }}}}{{{{ loop.cycle('a', 'b') }}}}{{% if loop.index > 3 %}}{{% break %}}{{% endif %}}{inner}{{% endfor %}}",
+        f"{{% with w = {fuzz_expr(rng, 1)} %}}{pad()}[{{{{ w }}}}]{inner}{{% endwith %}}",
+        f"{pad()}{{%{ws()} raw {ws()}%}}{pad()}{{{{ raw }}}}{{% if %}}{pad()}{{%{ws()} endraw {ws()}%}}{pad()}",
+        f"{{{{ {rng.choice(FUZZ_STRINGS)} }}}}",
+        f"{{% for k, v in {rng.choice(['d|items', 'd.items()', '{' + repr('x') + ': 1}|dictsort', 'ld|batch(2)'])} %}}{{{{ k }}}}={{{{ v }}}};{inner}{{% endfor %}}",
+    ])
+
+
+FUZZ_STRINGS = [
+    r"'tab\tnl\ncr\r'", r"'\u00e9\U0001F600\x41'", r"'quote\'s'", r'"dq\"s"', r"'back\\slash'", r"'\d\w'",
+    r"'a' 'b' \"c\"", r"'%s and %%' % 'x'", r"'{}-{}'.format(1, 'a')", r"'{{ not a tag }}'", r"'😀'|length",
+]
+
+
+def fuzz_snippets(count, seed):
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        source = "".join(fuzz_statement(rng, 2) for _ in range(rng.randint(1, 3)))
+        out.append((f"fuzz_{seed}_{i}", source, json.dumps(FUZZ_CONTEXT, ensure_ascii=False)))
+    return out
+
 # ----------------------------------------------------------------------------- sources
 
 
@@ -467,6 +577,39 @@ def run_snippet(template, context):
         return {"error": type(e).__name__, "message": str(e)}
 
 
+def write_snippets(env, snippets, path, time_limit=0):
+    """Renders snippets; with time_limit (seconds, fuzzing only) a runaway render is skipped."""
+    import signal
+
+    def timeout(signum, frame):
+        raise TimeoutError
+
+    results = []
+    for name, source, context in snippets:
+        if time_limit:
+            signal.signal(signal.SIGALRM, timeout)
+            signal.alarm(time_limit)
+            try:
+                env.from_string(source).render(**json.loads(context))
+            except TimeoutError:
+                continue
+            except Exception:  # noqa: BLE001 - errors are recorded below
+                pass
+            finally:
+                signal.alarm(0)
+        entry = {"name": name, "template": source, "context": context}
+        try:
+            template = env.from_string(source)
+        except Exception as e:  # noqa: BLE001
+            entry.update({"error": "compile", "message": f"{type(e).__name__}: {e}"})
+        else:
+            entry.update(run_snippet(template, json.loads(context)))
+        results.append(entry)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"fixed_now": FIXED_NOW.isoformat(), "snippets": results}, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+
+
 def render_all(env, source):
     try:
         template = env.from_string(source)
@@ -481,11 +624,18 @@ def main():
     ap.add_argument("--smollm", required=True, help="SmolLM2-135M-Instruct GGUF")
     ap.add_argument("--qwen-coder", required=True, help="qwen2.5-coder-0.5b-instruct GGUF")
     ap.add_argument("--corpus-dir", help="also write every sdist template here, for the corpus test")
+    ap.add_argument("--fuzz", type=int, default=0, help="only write this many random snippets to --fuzz-out")
+    ap.add_argument("--fuzz-out", default="/tmp/template-fuzz.json")
+    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    env = make_env()
+    if args.fuzz:
+        write_snippets(env, fuzz_snippets(args.fuzz, args.seed), args.fuzz_out, time_limit=2)
+        print(f"wrote {args.fuzz} random snippets to {args.fuzz_out}")
+        return
 
     sdist = read_sdist_templates(args.sdist)
     gguf_sources = {"smollm": read_gguf_template(args.smollm), "qwen_coder": read_gguf_template(args.qwen_coder)}
-    env = make_env()
 
     os.makedirs(os.path.join(FIXTURES, "templates"), exist_ok=True)
     with open(os.path.join(FIXTURES, "cases.json"), "w", encoding="utf-8") as f:
@@ -508,19 +658,7 @@ def main():
         json.dump(expected, f, ensure_ascii=False, indent=1)
         f.write("\n")
 
-    snippet_results = []
-    for name, source, context in SNIPPETS:
-        entry = {"name": name, "template": source, "context": context}
-        try:
-            template = env.from_string(source)
-        except Exception as e:  # noqa: BLE001
-            entry.update({"error": "compile", "message": f"{type(e).__name__}: {e}"})
-        else:
-            entry.update(run_snippet(template, json.loads(context)))
-        snippet_results.append(entry)
-    with open(os.path.join(FIXTURES, "snippets.json"), "w", encoding="utf-8") as f:
-        json.dump({"fixed_now": FIXED_NOW.isoformat(), "snippets": snippet_results}, f, ensure_ascii=False, indent=1)
-        f.write("\n")
+    write_snippets(env, SNIPPETS, os.path.join(FIXTURES, "snippets.json"))
 
     corpus = []
     if args.corpus_dir:

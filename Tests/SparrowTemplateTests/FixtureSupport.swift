@@ -68,7 +68,13 @@ enum Fixtures {
         let snippets: [Snippet]
     }
 
-    static func snippets() throws -> Snippets { try JSONDecoder().decode(Snippets.self, from: try data("snippets.json")) }
+    /// The committed snippets, or the file named by `SPARROW_TEMPLATE_SNIPPETS` (e.g. fuzz output).
+    static func snippets() throws -> Snippets {
+        if let path = ProcessInfo.processInfo.environment["SPARROW_TEMPLATE_SNIPPETS"] {
+            return try JSONDecoder().decode(Snippets.self, from: try Data(contentsOf: URL(fileURLWithPath: path)))
+        }
+        return try JSONDecoder().decode(Snippets.self, from: try data("snippets.json"))
+    }
 
     static func expected() throws -> Expected { try JSONDecoder().decode(Expected.self, from: try data("expected.json")) }
     static func corpus() throws -> Corpus { try JSONDecoder().decode(Corpus.self, from: try data("corpus_expected.json")) }

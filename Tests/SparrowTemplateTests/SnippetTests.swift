@@ -7,11 +7,13 @@ import Testing
 /// fail where jinja2 fails.
 @Suite("Single-feature snippets match jinja2")
 struct SnippetTests {
-    static let names: [String] = (try? Fixtures.snippets().snippets.map(\.name)) ?? []
+    static let loaded = try? Fixtures.snippets()
+    static let names: [String] = loaded?.snippets.map(\.name) ?? []
+    static let fuzzing = ProcessInfo.processInfo.environment["SPARROW_TEMPLATE_SNIPPETS"] != nil
 
     @Test("Snippet renders exactly as jinja2 renders it", arguments: names)
     func snippet(_ name: String) throws {
-        let all = try Fixtures.snippets()
+        let all = try #require(Self.loaded)
         let snippet = try #require(all.snippets.first { $0.name == name })
         guard case .dict(let dict) = try JinjaValue.parseJSON(snippet.context) else {
             Issue.record("context of \(name) is not an object")
@@ -51,10 +53,14 @@ struct SnippetTests {
             switch (snippet.error, error) {
             case ("raised", .raised(let message)):
                 #expect(message == snippet.message, "\(name): raise_exception message")
+            case (nil, .unsupported) where snippet.output?.contains(" at 0x") == true:
+                break  // CPython printed an object's memory address, which Swift refuses to imitate
+            case (nil, .unsupported(let what, _)) where what.hasPrefix("printing a") && Self.fuzzing:
+                break  // random templates stringify generators and methods, then hide the address
             case (nil, _):
                 Issue.record("\(name): Swift threw \(error) but jinja2 rendered \(snippet.output?.debugDescription ?? "")")
-            case (_, .runtime):
-                break  // jinja2 failed at render time too
+            case (_, .runtime), (_, .unsupported):
+                break  // jinja2 failed at render time too (Swift may refuse earlier, e.g. printing a generator)
             default:
                 Issue.record("\(name): jinja2 raised \(snippet.error ?? "") (\(snippet.message ?? "")), Swift threw \(error)")
             }

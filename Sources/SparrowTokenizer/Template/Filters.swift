@@ -56,7 +56,12 @@ extension Interpreter {
         guard case .string(let p) = path else { return try getitem(value, path) }
         var v = value
         for part in p.split(separator: ".", omittingEmptySubsequences: false) {
-            if let i = Int(part) { v = try getitem(v, .int(i)) } else { v = try getitem(v, .string(String(part))) }
+            // `int(x) if x.isdigit() else x`, as jinja2's _prepare_attribute_parts.
+            if !part.isEmpty, part.allSatisfy({ $0.isASCII && $0.isNumber }), let i = Int(part) {
+                v = try getitem(v, .int(i))
+            } else {
+                v = try getitem(v, .string(String(part)))
+            }
         }
         return v
     }
@@ -176,11 +181,6 @@ extension Interpreter {
             return value
         case "list":
             return .list(try iterate(value))
-        case "items":
-            // do_items is a generator function.
-            if case .undefined = value { return makeIterable(.generator, []) }
-            guard case .dict(let d) = value else { throw error("Can only get item pairs from a mapping.") }
-            return makeIterable(.generator, d.pairs.map { .tuple([$0.key, $0.value]) })
         case "dictsort":
             let a = try bind("dictsort", ["case_sensitive", "by", "reverse"], args, kwargs)
             guard case .dict(let d) = value else {
@@ -203,25 +203,23 @@ extension Interpreter {
         case "sort":
             let a = try bind("sort", ["reverse", "case_sensitive", "attribute"], args, kwargs)
             let cs = a[1].map(Py.truthy) ?? false
-            let attr = a[2].flatMap { $0.isNull ? nil : $0 }
-            return .list(try sortValues(try iterate(value), reverse: a[0].map(Py.truthy) ?? false) { (v: JinjaValue) throws(TemplateError) -> JinjaValue in
-                self.sortKey(try attr.map { (p: JinjaValue) throws(TemplateError) in try self.attributePath(v, p) } ?? v, caseSensitive: cs)
-            })
-        case "unique":
-            let a = try bind("unique", ["case_sensitive", "attribute"], args, kwargs)
-            let cs = a[0].map(Py.truthy) ?? false
-            var seen: [JinjaValue] = []
-            var out: [JinjaValue] = []
-            for item in try iterate(value) {
-                var key = item
-                if let attr = a[1], !attr.isNull { key = try attributePath(item, attr) }
-                key = sortKey(key, caseSensitive: cs)
-                if !seen.contains(where: { Py.equals($0, key) }) {
-                    seen.append(key)
-                    out.append(item)
+            // make_multi_attrgetter: keys are lists (one entry per comma-separated attribute), so
+            // equal keys are never compared with `<` (which would fail for None or Undefined).
+            var paths: [JinjaValue?] = [nil]
+            if let attr = a[2], !attr.isNull {
+                if case .string(let s) = attr {
+                    paths = s.split(separator: ",", omittingEmptySubsequences: false).map { .string(String($0)) }
+                } else {
+                    paths = [attr]
                 }
             }
-            return makeIterable(.generator, out)
+            return .list(try sortValues(try iterate(value), reverse: a[0].map(Py.truthy) ?? false) { (v: JinjaValue) throws(TemplateError) -> JinjaValue in
+                var key: [JinjaValue] = []
+                for path in paths {
+                    key.append(self.sortKey(try path.map { (p: JinjaValue) throws(TemplateError) in try self.attributePath(v, p) } ?? v, caseSensitive: cs))
+                }
+                return .list(key)
+            })
         case "min", "max":
             let a = try bind(name, ["case_sensitive", "attribute"], args, kwargs)
             let cs = a[0].map(Py.truthy) ?? false
@@ -262,10 +260,8 @@ extension Interpreter {
                 return .list(try iterate(value).reversed())
             default: return .list(try iterate(value).reversed())
             }
-        case "map", "select", "reject", "selectattr", "rejectattr":
-            // Generators that yield nothing when the input is falsy (`if value:` in jinja2).
-            guard Py.truthy(value) else { return makeIterable(.generator, []) }
-            return makeIterable(.generator, try mapOrSelect(name, value, args, kwargs))
+        case "map", "select", "reject", "selectattr", "rejectattr", "items", "unique", "batch":
+            return makeGenerator(name, value, args, kwargs)
         case "safe":
             if case .markup = value { return value }
             return .markup(try str(value))
@@ -321,24 +317,6 @@ extension Interpreter {
             guard kwargs.isEmpty || args.isEmpty else { throw error("can't handle positional and keyword arguments at the same time") }
             let spec: JinjaValue = kwargs.isEmpty ? .tuple(args) : .dict(JinjaDict(kwargs))
             return .string(try percentFormat(try str(value), spec))
-        case "batch":
-            let a = try bind("batch", ["linecount", "fill_with"], args, kwargs)
-            let size = try intArg(a[0], 1, "linecount")
-            guard size > 0 else { throw error("batch size must be positive") }
-            var rows: [JinjaValue] = []
-            var row: [JinjaValue] = []
-            for item in try iterate(value) {
-                row.append(item)
-                if row.count == size {
-                    rows.append(.list(row))
-                    row = []
-                }
-            }
-            if !row.isEmpty {
-                if let fill = a[1], !fill.isNull { row += Array(repeating: fill, count: size - row.count) }
-                rows.append(.list(row))
-            }
-            return makeIterable(.generator, rows)
         default:
             // Names jinja2 knows are refused; others reach here only from a branch jinja2 also
             // compiled lazily (an unknown filter inside `if`), where it fails at runtime.
@@ -347,13 +325,72 @@ extension Interpreter {
         }
     }
 
+    /// Runs a generator filter when its result is first consumed (see `PendingGenerator`).
+    func runGenerator(_ p: PendingGenerator) throws(TemplateError) -> [JinjaValue] {
+        let (name, value, args, kwargs) = (p.filter, p.input, p.args, p.kwargs)
+        switch name {
+        case "items":
+            // do_items is a generator function.
+            if case .undefined = value { return [] }
+            guard case .dict(let d) = value else { throw error("Can only get item pairs from a mapping.") }
+            return d.pairs.map { .tuple([$0.key, $0.value]) }
+        case "unique":
+            let a = try bind("unique", ["case_sensitive", "attribute"], args, kwargs)
+            let cs = a[0].map(Py.truthy) ?? false
+            var seen: [JinjaValue] = []
+            var out: [JinjaValue] = []
+            for item in try iterate(value) {
+                var key = item
+                if let attr = a[1], !attr.isNull { key = try attributePath(item, attr) }
+                key = sortKey(key, caseSensitive: cs)
+                switch key {
+                case .list, .dict: throw error("unhashable type: '\(Py.typeName(key))'")  // `key in seen` needs a hash
+                default: break
+                }
+                if !seen.contains(where: { Py.equals($0, key) }) {
+                    seen.append(key)
+                    out.append(item)
+                }
+            }
+            return out
+        case "batch":
+            let a = try bind("batch", ["linecount", "fill_with"], args, kwargs)
+            guard let sizeValue = a[0] else { throw error("do_batch() missing 1 required positional argument: 'linecount'") }
+            let size = try intArg(sizeValue, 1, "linecount")
+            // do_batch, step by step: a full batch is emitted when the next item arrives.
+            var rows: [JinjaValue] = []
+            var row: [JinjaValue] = []
+            for item in try iterate(value) {
+                if row.count == size {
+                    rows.append(.list(row))
+                    row = []
+                }
+                row.append(item)
+            }
+            if !row.isEmpty {
+                if let fill = a[1], !fill.isNull, row.count < size { row += Array(repeating: fill, count: size - row.count) }
+                rows.append(.list(row))
+            }
+            return rows
+        default:
+            // map / select / reject / selectattr / rejectattr yield nothing for a falsy input.
+            guard Py.truthy(value) else { return [] }
+            return try mapOrSelect(name, value, args, kwargs)
+        }
+    }
+
     private func indent(_ value: JinjaValue, _ args: [JinjaValue], _ kwargs: [(String, JinjaValue)]) throws(TemplateError) -> JinjaValue {
         let a = try bind("indent", ["width", "first", "blank"], args, kwargs)
         let unit: String
         if let w = a[0], case .string(let s) = w { unit = s } else { unit = String(repeating: " ", count: max(try intArg(a[0], 4, "width"), 0)) }
-        if case .undefined(let hint) = value { throw undefinedError(hint) }
-        // do_indent: `s += "\n"` then splitlines(), so a trailing newline yields no extra line.
-        let text = try str(value) + "\n"
+        // do_indent: `s += "\n"` (so only strings work) then splitlines(), so a trailing newline
+        // yields no extra line.
+        let text: String
+        switch value {
+        case .string(let s), .markup(let s): text = s + "\n"
+        case .undefined(let hint): throw undefinedError(hint)
+        default: throw error("unsupported operand type(s) for +=: '\(Py.typeName(value))' and 'str'")
+        }
         var lines: [String] = []
         if case .list(let parts) = try callMethod(.string(text), "splitlines", [], []) {
             for p in parts { lines.append(try str(p)) }
@@ -494,79 +531,6 @@ extension Interpreter {
             if passed == keep { out.append(item) }
         }
         return out
-    }
-
-    // MARK: - Tests
-
-    func applyTest(_ name: String, _ value: JinjaValue, _ args: [JinjaValue], _ kwargs: [(String, JinjaValue)]) throws(TemplateError) -> Bool {
-        func operand() throws(TemplateError) -> JinjaValue {
-            let a = try bind(name, ["other"], args, kwargs)
-            guard let other = a[0] else { throw error("test '\(name)' needs an argument") }
-            return other
-        }
-        switch name {
-        case "defined": return !value.isUndefined
-        case "undefined": return value.isUndefined
-        case "none": return value.isNull
-        case "boolean": if case .bool = value { return true } else { return false }
-        case "true": if case .bool(true) = value { return true } else { return false }
-        case "false": if case .bool(false) = value { return true } else { return false }
-        case "integer": if case .int = value { return true } else { return false }
-        case "float": if case .double = value { return true } else { return false }
-        case "number": return Py.number(value) != nil
-        case "string": switch value { case .string, .markup: return true; default: return false }
-        case "mapping": if case .dict = value { return true } else { return false }
-        case "iterable", "sequence":
-            switch value {
-            case .string, .markup, .list, .tuple, .dict, .undefined: return true
-            case .object(let o):
-                // Iterables are iterable; only a range also has len() and indexing.
-                guard case .iterable(_, let type, _) = o.kind else { return name == "iterable" && isLoop(o) }
-                return name == "iterable" || type == .range
-            default: return false
-            }
-        case "callable":
-            guard case .object(let o) = value else { return false }
-            switch o.kind {
-            case .function, .macro, .method: return true
-            case .namespace, .loop, .iterable: return false
-            }
-        case "escaped": if case .markup = value { return true } else { return false }
-        case "lower", "upper":
-            let s = try str(value)
-            let cased = s.unicodeScalars.contains { $0.properties.isCased }
-            return cased && (name == "lower" ? s == s.lowercased() : s == s.uppercased())
-        case "odd", "even":
-            return Py.equals(try binary(.modulo, value, .int(2)), .int(name == "odd" ? 1 : 0))
-        case "divisibleby":
-            let r = try binary(.modulo, value, try operand())
-            return Py.equals(r, .int(0))
-        case "==", "eq", "equalto": return Py.equals(value, try operand())
-        case "!=", "ne": return !Py.equals(value, try operand())
-        case ">", "gt", "greaterthan": return try compare(.gt, value, try operand())
-        case ">=", "ge": return try compare(.ge, value, try operand())
-        case "<", "lt", "lessthan": return try compare(.lt, value, try operand())
-        case "<=", "le": return try compare(.le, value, try operand())
-        case "in": return try contains(try operand(), value)
-        case "filter": return Builtins.filters.contains(try str(value))
-        case "test": return Builtins.tests.contains(try str(value))
-        case "sameas":
-            let other = try operand()
-            switch (value, other) {
-            case (.null, .null): return true
-            case (.bool(let x), .bool(let y)): return x == y
-            case (.null, _), (_, .null), (.bool, _), (_, .bool): return false
-            default: throw unsupported("'sameas' test on \(Py.typeName(value)) values (Python object identity)")
-            }
-        default:
-            if Builtins.unsupportedTests.contains(name) { throw unsupported("test '\(name)'") }
-            throw error("No test named '\(name)' found.")
-        }
-    }
-
-    private func isLoop(_ o: JinjaObject) -> Bool {
-        if case .loop = o.kind { return true }
-        return false
     }
 }
 

@@ -64,11 +64,21 @@ extension Interpreter {
         let f = format.scalars
         var positional: [JinjaValue]
         var mapping: JinjaDict? = nil
+        // CPython treats any non-tuple, non-str argument with __getitem__ as a mapping, and then
+        // does not complain about arguments left unused.
+        var mappingLike = false
         switch args {
         case .tuple(let items): positional = items
         case .dict(let d):
             positional = [args]
             mapping = d
+            mappingLike = true
+        case .list, .undefined:
+            positional = [args]
+            mappingLike = true
+        case .object(let o):
+            positional = [args]
+            if case .iterable(_, .range, _) = o.kind { mappingLike = true }
         default: positional = [args]
         }
         var argIndex = 0
@@ -184,7 +194,7 @@ extension Interpreter {
             }
             out += Self.pad(sign + digits, width: width, left: leftAlign)
         }
-        if mapping == nil && argIndex < positional.count { throw error("not all arguments converted during string formatting") }
+        if !mappingLike && argIndex < positional.count { throw error("not all arguments converted during string formatting") }
         return out
     }
 

@@ -30,9 +30,19 @@ struct LoopState {
 
 /// Items of a generator, view or range; `position` is how far an iterator has been consumed.
 struct IterableState {
-    let items: [JinjaValue]
+    var items: [JinjaValue]
     var position = 0
     var range: (start: Int, stop: Int, step: Int)? = nil
+    /// A generator filter that has not run yet: jinja2's `map`, `select`, `items`, ... are Python
+    /// generator functions, so they do nothing (and raise nothing) until first consumed.
+    var pending: PendingGenerator? = nil
+}
+
+struct PendingGenerator {
+    let filter: String
+    let input: JinjaValue
+    let args: [JinjaValue]
+    let kwargs: [(String, JinjaValue)]
 }
 
 enum Flow { case normal, breakLoop, continueLoop }
@@ -85,6 +95,14 @@ final class Interpreter {
 
     func error(_ message: String) -> TemplateError { .runtime(message, line: line) }
     func unsupported(_ what: String) -> TemplateError { .unsupported(what, line: line) }
+
+    /// Why a key could not be stored: unhashable in Python, or a kind of key we do not store.
+    func dictKeyError(_ key: JinjaValue) -> TemplateError {
+        switch key {
+        case .list, .dict: return error("unhashable type: '\(Py.typeName(key))'")
+        default: return unsupported("dict keys of type '\(Py.typeName(key))'")
+        }
+    }
 
     /// The error jinja2's `Undefined` raises when used in a way other than printing/testing.
     func undefinedError(_ hint: String) -> TemplateError {
@@ -245,7 +263,7 @@ final class Interpreter {
                 let value = try eval(v, scope)
                 guard dict.store(key, value) else {
                     line = expr.line
-                    throw error("unhashable type: '\(Py.typeName(key))'")
+                    throw dictKeyError(key)
                 }
             }
             return .dict(dict)
@@ -415,8 +433,10 @@ final class Interpreter {
         case .string(let s), .markup(let s): return s.unicodeScalars.map { .string(String($0)) }
         case .undefined: return []
         case .object(let o):
+            // Iterating a LoopContext advances the running loop itself; nobody should rely on that.
+            if case .loop = o.kind { throw unsupported("iterating a loop object") }
             guard case .iterable(let id, let type, _) = o.kind, id < iterables.count else { break }
-            let state = iterables[id]
+            let state = try iterableState(id)
             guard type.isIterator else { return state.items }
             iterables[id].position = state.items.count
             return Array(state.items[state.position...])
@@ -428,12 +448,28 @@ final class Interpreter {
     /// `next(iter(value))`: for an iterator this consumes one item only.
     func firstItem(_ value: JinjaValue) throws(TemplateError) -> JinjaValue? {
         if case .object(let o) = value, case .iterable(let id, let type, _) = o.kind, type.isIterator, id < iterables.count {
-            let state = iterables[id]
+            let state = try iterableState(id)
             guard state.position < state.items.count else { return nil }
             iterables[id].position += 1
             return state.items[state.position]
         }
         return try iterate(value).first
+    }
+
+    /// The state of an iterable, running its generator filter first if it has not run yet.
+    func iterableState(_ id: Int) throws(TemplateError) -> IterableState {
+        if let pending = iterables[id].pending {
+            // Cleared first: a generator that raised is finished, as in Python.
+            iterables[id].pending = nil
+            iterables[id].items = try runGenerator(pending)
+        }
+        return iterables[id]
+    }
+
+    /// A not-yet-run generator filter (always truthy, with no length, like a Python generator).
+    func makeGenerator(_ filter: String, _ input: JinjaValue, _ args: [JinjaValue], _ kwargs: [(String, JinjaValue)]) -> JinjaValue {
+        iterables.append(IterableState(items: [], pending: PendingGenerator(filter: filter, input: input, args: args, kwargs: kwargs)))
+        return .object(JinjaObject(kind: .iterable(iterables.count - 1, .generator, count: 0)))
     }
 
     func makeIterable(_ type: IterableType, _ items: [JinjaValue], range: (Int, Int, Int)? = nil) -> JinjaValue {
@@ -476,6 +512,9 @@ final class Interpreter {
         case .object(let o):
             if case .namespace(let id) = o.kind, id < namespaces.count {
                 return "<Namespace " + (try repr(.dict(namespaces[id]))) + ">"
+            }
+            if case .loop(let id) = o.kind, id < loops.count {
+                return "<LoopContext \(loops[id].index + 1)/\(loops[id].items.count)>"
             }
             if case .iterable(let id, let type, _) = o.kind, id < iterables.count {
                 let state = iterables[id]

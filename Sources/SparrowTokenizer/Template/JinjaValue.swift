@@ -63,16 +63,23 @@ public struct JinjaDict: Sendable {
         (0..<keys.count).map { (keys[$0], values[$0]) }
     }
 
-    /// Looks a key up; `.unhashable` when the key is unhashable (Python would raise `TypeError`).
+    /// Looks a key up; `.unhashable` for a list or dict key (Python raises `TypeError`). Other
+    /// hashable Python objects (tuples, Undefined, namespaces, ...) are simply never present,
+    /// since this dictionary only stores strings, numbers and None as keys.
     func lookup(_ key: JinjaValue) -> LookupResult {
-        guard let k = DictKey(key) else { return .unhashable }
+        guard let k = DictKey(key) else {
+            switch key {
+            case .list, .dict: return .unhashable
+            default: return .missing
+            }
+        }
         if let i = slots[k] { return .found(values[i]) }
         return .missing
     }
 
     enum LookupResult { case found(JinjaValue), missing, unhashable }
 
-    /// Inserts or replaces; returns false when the key is unhashable.
+    /// Inserts or replaces; returns false for a key this dictionary cannot store (see `DictKey`).
     @discardableResult
     mutating func store(_ key: JinjaValue, _ value: JinjaValue) -> Bool {
         guard let k = DictKey(key) else { return false }

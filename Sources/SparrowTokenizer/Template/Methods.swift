@@ -386,7 +386,7 @@ extension Interpreter {
                     for pair in try iterate(first) {
                         let kv = try iterate(pair)
                         guard kv.count == 2 else { throw error("dictionary update sequence element has length \(kv.count); 2 is required") }
-                        guard d.store(kv[0], kv[1]) else { throw error("unhashable type: '\(Py.typeName(kv[0]))'") }
+                        guard d.store(kv[0], kv[1]) else { throw dictKeyError(kv[0]) }
                     }
                 }
             }

@@ -239,7 +239,10 @@ extension Interpreter {
 
     func binary(_ op: BinaryOp, _ a: JinjaValue, _ b: JinjaValue) throws(TemplateError) -> JinjaValue {
         if case .undefined(let hint) = a { throw undefinedError(hint) }
-        if case .undefined(let hint) = b { throw undefinedError(hint) }
+        if case .undefined(let hint) = b {
+            // str % Undefined is str.__mod__, which treats Undefined as a mapping and succeeds.
+            if op == .modulo, case .string = a {} else { throw undefinedError(hint) }
+        }
         switch (op, a, b) {
         case (.add, .string(let x), .string(let y)): return .string(x + y)
         // Markup's __add__/__radd__ escape the plain operand.
@@ -418,8 +421,9 @@ extension Interpreter {
         case .undefined:
             return false
         case .object(let o):
+            if case .loop = o.kind { throw unsupported("'in' on a loop object") }
             guard case .iterable(let id, let type, _) = o.kind, id < iterables.count else { break }
-            let state = iterables[id]
+            let state = try iterableState(id)
             guard type.isIterator else { return state.items.contains { Py.equals($0, item) } }
             // `in` on an iterator consumes it up to and including the match.
             for k in state.position..<state.items.count where Py.equals(state.items[k], item) {

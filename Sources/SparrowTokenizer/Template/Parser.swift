@@ -173,7 +173,7 @@ struct Parser {
             next()
             guard loopDepth > 0 else { throw fail("'\(tag)' outside loop", t) }
             return [Stmt(line: t.line, kind: tag == "break" ? .breakLoop : .continueLoop)]
-        case "block", "extends", "include", "import", "from", "autoescape", "raw":
+        case "block", "extends", "include", "import", "from", "autoescape":
             throw .unsupported("tag '\(tag)'", line: t.line)
         default:
             throw fail("Encountered unknown tag '\(tag)'.", t)
