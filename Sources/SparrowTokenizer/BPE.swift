@@ -106,7 +106,7 @@ struct BPEModel: Sendable {
         var symID: [Int32] = []
         var symPrev: [Int32] = []
         var symNext: [Int32] = []
-        var heap = BigramHeap()
+        var heap = BinaryHeap<Bigram>()
     }
 
     /// Encodes one pre-tokenized word (raw UTF-8 bytes), appending token ids.
@@ -210,48 +210,10 @@ struct Bigram {
     var merged: Int32
 }
 
-/// Min-heap on (rank, left): llama.cpp's `llm_bigram_bpe::comparator`.
-struct BigramHeap {
-    private var items: [Bigram] = []
-
-    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
-
+/// Min-heap order on (rank, left): llama.cpp's `llm_bigram_bpe::comparator`.
+extension Bigram: HeapOrdered {
     @inline(__always)
-    private static func less(_ a: Bigram, _ b: Bigram) -> Bool {
+    static func comesBefore(_ a: Bigram, _ b: Bigram) -> Bool {
         a.rank < b.rank || (a.rank == b.rank && a.left < b.left)
-    }
-
-    mutating func push(_ x: Bigram) {
-        items.append(x)
-        var i = items.count - 1
-        while i > 0 {
-            let p = (i - 1) >> 1
-            if Self.less(items[i], items[p]) {
-                items.swapAt(i, p)
-                i = p
-            } else {
-                break
-            }
-        }
-    }
-
-    mutating func pop() -> Bigram? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            let n = items.count
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < n && Self.less(items[l], items[m]) { m = l }
-                if r < n && Self.less(items[r], items[m]) { m = r }
-                if m == i { break }
-                items.swapAt(i, m)
-                i = m
-            }
-        }
-        return top
     }
 }

@@ -48,7 +48,7 @@ struct SentencePieceModel: Sendable {
         var len: [Int32] = []
         var prev: [Int32] = []
         var next: [Int32] = []
-        var heap = ScoredBigramHeap()
+        var heap = BinaryHeap<ScoredBigram>()
     }
 
     /// Tokenizes already escaped text (spaces replaced by U+2581), appending token ids.
@@ -159,48 +159,10 @@ struct ScoredBigram {
     var size: Int32
 }
 
-/// Max-heap on score, then min on left: llama.cpp's `llm_bigram_spm::comparator`.
-struct ScoredBigramHeap {
-    private var items: [ScoredBigram] = []
-
-    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
-
+/// Max-heap order on score, then min on left: llama.cpp's `llm_bigram_spm::comparator`.
+extension ScoredBigram: HeapOrdered {
     @inline(__always)
-    private static func before(_ a: ScoredBigram, _ b: ScoredBigram) -> Bool {
+    static func comesBefore(_ a: ScoredBigram, _ b: ScoredBigram) -> Bool {
         a.score > b.score || (a.score == b.score && a.left < b.left)
-    }
-
-    mutating func push(_ x: ScoredBigram) {
-        items.append(x)
-        var i = items.count - 1
-        while i > 0 {
-            let p = (i - 1) >> 1
-            if Self.before(items[i], items[p]) {
-                items.swapAt(i, p)
-                i = p
-            } else {
-                break
-            }
-        }
-    }
-
-    mutating func pop() -> ScoredBigram? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            let n = items.count
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < n && Self.before(items[l], items[m]) { m = l }
-                if r < n && Self.before(items[r], items[m]) { m = r }
-                if m == i { break }
-                items.swapAt(i, m)
-                i = m
-            }
-        }
-        return top
     }
 }
