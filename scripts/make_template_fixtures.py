@@ -25,6 +25,11 @@ Usage:
       --smollm /work/models/SmolLM2-135M-Instruct.Q4_1.gguf \\
       --qwen-coder /work/models/qwen2.5-coder-0.5b-instruct.gguf \\
       [--corpus-dir /tmp/template-corpus]
+  then: SPARROW_TEMPLATE_CORPUS=/tmp/template-corpus swift test --filter SparrowTemplateTests
+
+Random differential testing (nothing is written under Fixtures/):
+  scripts/make_template_fixtures.py --sdist x --smollm x --qwen-coder x --fuzz 4000 --seed 1 --fuzz-out /tmp/fuzz.json
+  SPARROW_TEMPLATE_SNIPPETS=/tmp/fuzz.json swift test --filter SnippetTests
 """
 import argparse
 import datetime

@@ -1,8 +1,9 @@
 import Foundation
 
 /// Names of jinja2's built-in filters and tests, split into those implemented here and those
-/// refused with `TemplateError.unsupported` (checked at parse time, as jinja2 checks names when
-/// compiling). Any other name is an error in jinja2 too.
+/// refused with `TemplateError.unsupported` when they run. Any other name is unknown to jinja2
+/// too: `NameCheck` rejects it after parsing, as jinja2's compiler does (or defers it to run time
+/// inside `if`, also as jinja2 does).
 enum Builtins {
     static let filters: Set<String> = [
         "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape", "first",
