@@ -17,7 +17,10 @@ let package = Package(
     ],
     targets: [
         .target(name: "SparrowFormats", swiftSettings: optimize),
-        .target(name: "SparrowKernels", dependencies: ["SparrowFormats"], swiftSettings: optimize),
+        .target(
+            name: "SparrowKernelsAVX2", dependencies: ["SparrowFormats"],
+            swiftSettings: optimize + [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c"])]),
+        .target(name: "SparrowKernels", dependencies: ["SparrowFormats", "SparrowKernelsAVX2"], swiftSettings: optimize),
         .target(name: "SparrowTokenizer", dependencies: ["SparrowFormats"], swiftSettings: optimize),
         .target(name: "SparrowSampling", swiftSettings: optimize),
         .target(name: "SparrowModels", dependencies: ["SparrowFormats", "SparrowKernels"], swiftSettings: optimize),

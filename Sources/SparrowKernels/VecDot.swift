@@ -1,4 +1,12 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import SparrowFormats
+#if arch(x86_64)
+import SparrowKernelsAVX2
+#endif
 
 /// Quantized dot products between one weight row and one activation row, ggml style.
 ///
@@ -78,6 +86,36 @@ public enum QuantKernels {
     /// loading). `count` must be a multiple of the weight's block size; a partial last block
     /// is ignored.
     public static func dot(_ weight: GGMLType, row: UnsafeRawPointer, activations: UnsafeRawPointer, count: Int) -> Float {
+        #if arch(x86_64)
+        if useAVX2 {
+            switch weight {
+            case .q4_K: return AVX2Dot.q4_K(row, activations, blocks: count / 256)
+            case .q6_K: return AVX2Dot.q6_K(row, activations, blocks: count / 256)
+            case .q8_0: return AVX2Dot.q8_0(row, activations, blocks: count / 32)
+            case .q5_0: return AVX2Dot.q5_0(row, activations, blocks: count / 32)
+            case .q4_1: return AVX2Dot.q4_1(row, activations, blocks: count / 32)
+            default: break
+            }
+        }
+        #endif
+        return dotGeneric(weight, row: row, activations: activations, count: count)
+    }
+
+    /// True when `dot` uses the AVX2/FMA kernels (ggml's x86 order, last-bit differences from
+    /// the generic routines) for Q4_K, Q6_K, Q8_0, Q5_0 and Q4_1: an x86-64 CPU with AVX2, FMA
+    /// and F16C, unless the environment sets `SPARROW_NO_SIMD=1`.
+    public static let useAVX2: Bool = {
+        #if arch(x86_64)
+        if let v = getenv("SPARROW_NO_SIMD"), String(cString: v) == "1" { return false }
+        return CPUFeatures.hasAVX2FMAF16C
+        #else
+        return false
+        #endif
+    }()
+
+    /// `dot` through the portable scalar ports only, bit-identical to ggml's
+    /// `ggml_vec_dot_*_generic` whatever the CPU.
+    public static func dotGeneric(_ weight: GGMLType, row: UnsafeRawPointer, activations: UnsafeRawPointer, count: Int) -> Float {
         switch weight {
         case .q4_0: return dotQ4_0(row, activations, blocks: count / 32)
         case .q4_1: return dotQ4_1(row, activations, blocks: count / 32)
@@ -95,6 +133,37 @@ public enum QuantKernels {
         default: return .nan
         }
     }
+}
+
+/// x86 feature detection without cpuid intrinsics (Swift cannot import cpuid.h's macros):
+/// Linux's /proc/cpuinfo flags (the kernel drops AVX flags when the OS does not save YMM
+/// state), Darwin's hw.optional sysctls.
+enum CPUFeatures {
+    static let hasAVX2FMAF16C: Bool = {
+        #if os(Linux)
+        guard let f = fopen("/proc/cpuinfo", "r") else { return false }
+        defer { fclose(f) }
+        var line: UnsafeMutablePointer<CChar>? = nil
+        var cap = 0
+        defer { free(line) }
+        while getline(&line, &cap, f) > 0 {
+            let s = String(cString: line!)
+            guard s.hasPrefix("flags") else { continue }
+            let flags = Set(s.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == ":" }))
+            return flags.contains("avx2") && flags.contains("fma") && flags.contains("f16c")
+        }
+        return false
+        #elseif canImport(Darwin)
+        func has(_ name: String) -> Bool {
+            var v: Int32 = 0
+            var size = MemoryLayout<Int32>.size
+            return sysctlbyname(name, &v, &size, nil, 0) == 0 && v != 0
+        }
+        return has("hw.optional.avx2_0") && has("hw.optional.fma") && has("hw.optional.f16c")
+        #else
+        return false
+        #endif
+    }()
 }
 
 // MARK: - Helpers shared with VecDotK.swift

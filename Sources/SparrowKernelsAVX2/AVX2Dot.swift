@@ -1,0 +1,259 @@
+// AVX2/FMA quantized dot products, ports of ggml's x86 routines
+// (ggml/src/ggml-cpu/arch/x86/quants.c, `#if defined __AVX2__` branches).
+//
+// This module is compiled with -mavx2 -mfma -mf16c, so every function in it may use those
+// instructions: callers must check the CPU first (SparrowKernels' `QuantKernels.useAVX2`
+// does, from code compiled without these flags).
+// Integer sums are exact; the float accumulation order is ggml's AVX2 order, which differs
+// from the generic (scalar) routines in the last bits.
+
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+import SparrowFormats
+
+public enum AVX2Dot {
+    // MARK: helpers
+
+    @inline(__always)
+    static func load256(_ p: UnsafeRawPointer) -> __m256i {
+        p.loadUnaligned(as: __m256i.self)
+    }
+
+    @inline(__always)
+    static func load128(_ p: UnsafeRawPointer) -> __m128i {
+        p.loadUnaligned(as: __m128i.self)
+    }
+
+    @inline(__always)
+    static func half(_ p: UnsafeRawPointer, _ off: Int) -> Float {
+        fp16ToFloat(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: off, as: UInt16.self)))
+    }
+
+    @inline(__always)
+    static func hsum(_ v: __m256) -> Float {
+        let h = v.lowHalf + v.highHalf
+        let q = h.lowHalf + h.highHalf
+        return q[0] + q[1]
+    }
+
+    @inline(__always)
+    static func hi128(_ v: __m256i) -> __m128i {
+        v.highHalf
+    }
+
+    @inline(__always)
+    static func lo128(_ v: __m256i) -> __m128i {
+        v.lowHalf
+    }
+
+    @inline(__always)
+    static func join(_ lo: __m128i, _ hi: __m128i) -> __m256i {
+        __m256i(lowHalf: lo, highHalf: hi)
+    }
+
+    /// 32 nibbles of 16 bytes: low nibbles in bytes 0..<16, high nibbles in 16..<32.
+    @inline(__always)
+    static func bytesFromNibbles32(_ p: UnsafeRawPointer) -> __m256i {
+        let tmp = load128(p)
+        let bytes = join(tmp, _mm_srli_epi16(tmp, 4))
+        return _mm256_and_si256(bytes, _mm256_set1_epi8(0x0F))
+    }
+
+    /// Bit j of `x` as 0xFF / 0x00 in byte j.
+    @inline(__always)
+    static func bytesFromBits32(_ x: UInt32) -> __m256i {
+        let shufMask = _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0)
+        var bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(Int32(bitPattern: x)), shufMask)
+        bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe))
+        return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+    }
+
+    /// Σ pairs of signed × signed bytes as 8 floats (ggml's mul_sum_i8_pairs_float).
+    @inline(__always)
+    static func mulSumI8Pairs(_ x: __m256i, _ y: __m256i) -> __m256 {
+        let ax = _mm256_sign_epi8(x, x)
+        let sy = _mm256_sign_epi8(y, x)
+        return mulSumUS8Pairs(ax, sy)
+    }
+
+    /// Σ pairs of unsigned × signed bytes as 8 floats (ggml's mul_sum_us8_pairs_float).
+    @inline(__always)
+    static func mulSumUS8Pairs(_ ax: __m256i, _ sy: __m256i) -> __m256 {
+        let dot = _mm256_maddubs_epi16(ax, sy)
+        return _mm256_cvtepi32_ps(_mm256_madd_epi16(dot, _mm256_set1_epi16(1)))
+    }
+
+    // MARK: 32-value blocks
+
+    /// Q8_0 × Q8_0 (34-byte blocks: f16 d, 32 × i8).
+    public static func q8_0(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float {
+        var acc = _mm256_setzero_ps()
+        for i in 0..<blocks {
+            let xb = x + i * 34, yb = y + i * 34
+            let d = _mm256_set1_ps(half(xb, 0) * half(yb, 0))
+            let q = mulSumI8Pairs(load256(xb + 2), load256(yb + 2))
+            acc = _mm256_fmadd_ps(d, q, acc)
+        }
+        return hsum(acc)
+    }
+
+    /// Q5_0 (22-byte blocks: f16 d, u32 qh, 16 × nibbles) × Q8_0.
+    public static func q5_0(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float {
+        var acc = _mm256_setzero_ps()
+        let f0 = _mm256_set1_epi8(Int8(bitPattern: 0xF0))
+        for i in 0..<blocks {
+            let xb = x + i * 22, yb = y + i * 34
+            let d = _mm256_set1_ps(half(xb, 0) * half(yb, 0))
+            var qx = bytesFromNibbles32(xb + 6)
+            let qh = UInt32(littleEndian: xb.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+            let bxhi = _mm256_andnot_si256(bytesFromBits32(qh), f0)
+            qx = _mm256_or_si256(qx, bxhi)
+            let q = mulSumI8Pairs(qx, load256(yb + 2))
+            acc = _mm256_fmadd_ps(d, q, acc)
+        }
+        return hsum(acc)
+    }
+
+    /// Q4_1 (20-byte blocks: f16 d, f16 m, 16 × nibbles) × Q8_1 (36 bytes: f16 d, f16 s, 32 × i8).
+    public static func q4_1(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float {
+        var acc = _mm256_setzero_ps()
+        var summs: Float = 0
+        for i in 0..<blocks {
+            let xb = x + i * 20, yb = y + i * 36
+            summs += half(xb, 2) * half(yb, 2)
+            let d = _mm256_set1_ps(half(xb, 0) * half(yb, 0))
+            let qx = bytesFromNibbles32(xb + 4)
+            let xy = mulSumUS8Pairs(qx, load256(yb + 4))
+            acc = _mm256_fmadd_ps(d, xy, acc)
+        }
+        return hsum(acc) + summs
+    }
+
+    // MARK: K-quants (Q8_K: f32 d, 256 × i8 qs, 16 × i16 bsums = 292 bytes)
+
+    /// Q4_K (144 bytes: f16 d, f16 dmin, 12 scale bytes, 128 qs) × Q8_K.
+    public static func q4_K(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float {
+        let m4 = _mm256_set1_epi8(0x0F)
+        var acc = _mm256_setzero_ps()
+        var accM = SIMD4<Float>.zero
+        // Shuffle that broadcasts 16-bit scale k (bytes 2k, 2k+1) to every lane.
+        @inline(__always) func sh(_ k: Int) -> __m256i { _mm256_set1_epi16(Int16(2 * k) | Int16(2 * k + 1) << 8) }
+        do {
+            for i in 0..<blocks {
+                let xb = x + i * 144, yb = y + i * 292
+                let yd = yb.loadUnaligned(as: Float.self)
+                let d = yd * half(xb, 0)
+                let dmin = -yd * half(xb, 2)
+
+                let sc = xb + 4
+                let u0 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+                let u1 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+                let u2 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+                let t3 = ((u2 >> 4) & 0x0f0f_0f0f) | (((u1 >> 6) & 0x0303_0303) << 4)
+                let t2 = u1 & 0x3f3f_3f3f
+                let t1 = (u2 & 0x0f0f_0f0f) | (((u0 >> 6) & 0x0303_0303) << 4)
+                let t0 = u0 & 0x3f3f_3f3f
+                let utmp = _mm_set_epi32(Int32(bitPattern: t3), Int32(bitPattern: t2), Int32(bitPattern: t1), Int32(bitPattern: t0))
+                let minsAndScales = _mm256_cvtepu8_epi16(utmp)
+
+                let q8sums = load256(yb + 260)
+                let q8s = _mm_hadd_epi16(lo128(q8sums), hi128(q8sums))
+                let prod = _mm_madd_epi16(hi128(minsAndScales), q8s)
+                accM = accM + dmin * _mm_cvtepi32_ps(prod)
+
+                let sc128 = lo128(minsAndScales)
+                let scales = join(sc128, sc128)
+
+                var sumi = _mm256_setzero_si256()
+                var q4 = xb + 16
+                var q8 = yb + 4
+                for j in 0..<4 {
+                    let scaleL = _mm256_shuffle_epi8(scales, sh(2 * j))
+                    let scaleH = _mm256_shuffle_epi8(scales, sh(2 * j + 1))
+                    let q4bits = load256(q4); q4 += 32
+                    let q4l = _mm256_and_si256(q4bits, m4)
+                    let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4)
+                    let q8l = load256(q8); q8 += 32
+                    let p16l = _mm256_madd_epi16(scaleL, _mm256_maddubs_epi16(q4l, q8l))
+                    let q8h = load256(q8); q8 += 32
+                    let p16h = _mm256_madd_epi16(scaleH, _mm256_maddubs_epi16(q4h, q8h))
+                    sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16l, p16h))
+                }
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc)
+            }
+            let m = accM.lowHalf + accM.highHalf
+            return hsum(acc) + (m[0] + m[1])
+        }
+    }
+
+    /// Q6_K (210 bytes: 128 ql, 64 qh, 16 × i8 scales, f16 d) × Q8_K.
+    public static func q6_K(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float {
+        let m3 = _mm256_set1_epi8(3)
+        let m15 = _mm256_set1_epi8(15)
+        let m12 = _mm256_set1_epi8(12)
+        let m48 = _mm256_set1_epi8(48)
+        let m192 = _mm256_set1_epi8(-64)
+        var acc = _mm256_setzero_ps()
+        for i in 0..<blocks {
+            let xb = x + i * 210, yb = y + i * 292
+            let d = yb.loadUnaligned(as: Float.self) * half(xb, 208)
+            var q4 = xb
+            var qh = xb + 128
+            var q8 = yb + 4
+
+            let q8sums = load256(yb + 260)
+            let scales = load128(xb + 192)
+            let scales16 = _mm256_cvtepi8_epi16(scales)
+            let q8sclsub = _mm256_slli_epi32(_mm256_madd_epi16(q8sums, scales16), 5)
+
+            var sumi = _mm256_setzero_si256()
+            for j in 0..<2 {
+                let q4bits1 = load256(q4); q4 += 32
+                let q4bits2 = load256(q4); q4 += 32
+                let q4bitsH = load256(qh); qh += 32
+
+                let q4h0 = _mm256_slli_epi16(_mm256_and_si256(q4bitsH, m3), 4)
+                let q4h1 = _mm256_slli_epi16(_mm256_and_si256(q4bitsH, m12), 2)
+                let q4h2 = _mm256_and_si256(q4bitsH, m48)
+                let q4h3 = _mm256_srli_epi16(_mm256_and_si256(q4bitsH, m192), 2)
+
+                let q40 = _mm256_or_si256(_mm256_and_si256(q4bits1, m15), q4h0)
+                let q41 = _mm256_or_si256(_mm256_and_si256(q4bits2, m15), q4h1)
+                let q42 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m15), q4h2)
+                let q43 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m15), q4h3)
+
+                let q80 = load256(q8); q8 += 32
+                let q81 = load256(q8); q8 += 32
+                let q82 = load256(q8); q8 += 32
+                let q83 = load256(q8); q8 += 32
+
+                var p0 = _mm256_maddubs_epi16(q40, q80)
+                var p1 = _mm256_maddubs_epi16(q41, q81)
+                var p2 = _mm256_maddubs_epi16(q42, q82)
+                var p3 = _mm256_maddubs_epi16(q43, q83)
+
+                // Scale of 16-group (8j + 2t + h): lanes 0..7 use the first, 8..15 the second.
+                let s = 8 * j
+                p0 = _mm256_madd_epi16(scalePair(xb, s + 0), p0)
+                p1 = _mm256_madd_epi16(scalePair(xb, s + 2), p1)
+                p2 = _mm256_madd_epi16(scalePair(xb, s + 4), p2)
+                p3 = _mm256_madd_epi16(scalePair(xb, s + 6), p3)
+
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1))
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p2, p3))
+            }
+            sumi = _mm256_sub_epi32(sumi, q8sclsub)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc)
+        }
+        return hsum(acc)
+    }
+
+    /// Int16 lanes 0..<8 = scale[k], lanes 8..<16 = scale[k + 1] (Q6_K scales at byte 192).
+    @inline(__always)
+    static func scalePair(_ xb: UnsafeRawPointer, _ k: Int) -> __m256i {
+        let a = Int16(xb.load(fromByteOffset: 192 + k, as: Int8.self))
+        let b = Int16(xb.load(fromByteOffset: 193 + k, as: Int8.self))
+        return join(_mm_set1_epi16(a), _mm_set1_epi16(b))
+    }
+}
+#endif
