@@ -35,9 +35,7 @@ public struct AttentionBlock: Sendable {
         let q = FloatBuffer(count: n * qWidth, zeroed: false)  // [n, nHeads, headDim]
         let k = FloatBuffer(count: n * kvWidth, zeroed: false) // [n, nKVHeads, headDim]
         let v = FloatBuffer(count: n * kvWidth, zeroed: false) // [n, nKVHeads, headDim]
-        wq.matmul(x, nTokens: n, into: q.pointer)
-        wk.matmul(x, nTokens: n, into: k.pointer)
-        wv.matmul(x, nTokens: n, into: v.pointer)
+        WeightMatrix.matmul([wq, wk, wv], x, nTokens: n, into: [q.pointer, k.pointer, v.pointer])
         if let bq { Ops.addBias(q.pointer, bias: bq.pointer, rows: n, n: qWidth) }
         if let bk { Ops.addBias(k.pointer, bias: bk.pointer, rows: n, n: kvWidth) }
         if let bv { Ops.addBias(v.pointer, bias: bv.pointer, rows: n, n: kvWidth) }

@@ -15,8 +15,7 @@ public struct GatedMLP: Sendable {
         let ff = gate.rows
         let g = FloatBuffer(count: n * ff, zeroed: false)  // [n, ff]
         let u = FloatBuffer(count: n * ff, zeroed: false)  // [n, ff]
-        gate.matmul(x, nTokens: n, into: g.pointer)
-        up.matmul(x, nTokens: n, into: u.pointer)
+        WeightMatrix.matmul([gate, up], x, nTokens: n, into: [g.pointer, u.pointer])
         Ops.siluMul(gate: g.pointer, up: u.pointer, count: n * ff)
         down.matmul(g.pointer, nTokens: n, into: out)
     }
