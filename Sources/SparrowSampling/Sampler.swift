@@ -76,9 +76,10 @@ public struct Sampler: Sendable {
             cands.sort { $0.logit > $1.logit }
         }
         guard let top = cands.first?.logit else { return input }
-        let e = cands.map { Double(expf($0.logit - top)) }
-        let total = e.reduce(0, +)
         if p.topP < 1 {
+            // Probabilities are only needed for the nucleus cut.
+            let e = cands.map { Double(expf($0.logit - top)) }
+            let total = e.reduce(0, +)
             var acc = 0.0
             var keep = cands.count
             for (i, v) in e.enumerated() {
