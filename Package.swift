@@ -33,7 +33,7 @@ let package = Package(
             dependencies: ["SparrowEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimize),
         .testTarget(name: "SparrowFormatsTests", dependencies: ["SparrowFormats", "SparrowKernels"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels", "SparrowFormats"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels", "SparrowKernelsAVX2", "SparrowFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowTokenizerTests", dependencies: ["SparrowTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowTemplateTests", dependencies: ["SparrowTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowModelsTests", dependencies: ["SparrowEngine", "SparrowSampling"], resources: [.copy("Fixtures")]),

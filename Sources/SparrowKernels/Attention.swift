@@ -4,6 +4,9 @@ import Glibc
 import Darwin
 #endif
 import SparrowFormats
+#if arch(x86_64)
+import SparrowKernelsAVX2
+#endif
 
 /// Element type of a KV cache.
 public enum KVCacheType: String, Sendable, CaseIterable {
@@ -22,6 +25,8 @@ public enum KVCacheType: String, Sendable, CaseIterable {
 /// `vec_dot_type` of F16), softmax with the scale folded in and the sum in Double
 /// (`ggml_compute_forward_soft_max_f32`), then `V·P` (P rounded to f16 when V is f16).
 /// Each worker holds one row of scores, O(context) memory, never a [tokens × context] matrix.
+/// With AVX2 the row dot products and V updates run 8 lanes wide (`AVX2Vector`), which
+/// reorders their sums.
 public enum Attention {
     /// Computes attention for `nTokens` queries at positions `startPosition ..< startPosition + nTokens`
     /// against cache rows `0 ..< startPosition + nTokens` (the new keys/values must already be stored).
@@ -49,6 +54,12 @@ public enum Attention {
                 case .f32:
                     qh.update(from: qv, count: headDim)
                     let kf = k.assumingMemoryBound(to: Float.self)
+                    #if arch(x86_64)
+                    if QuantKernels.useAVX2 {
+                        for p in 0..<length { scores[p] = AVX2Vector.dotF32(qh, kf + p * kvStride + kvh * headDim, count: headDim) }
+                        break
+                    }
+                    #endif
                     for p in 0..<length {
                         let kr = kf + p * kvStride + kvh * headDim
                         var dot: Float = 0
@@ -58,6 +69,12 @@ public enum Attention {
                 case .f16:
                     for i in 0..<headDim { qh[i] = fp16ToFloat(floatToFP16(qv[i])) }
                     let kh = k.assumingMemoryBound(to: UInt16.self)
+                    #if arch(x86_64)
+                    if QuantKernels.useAVX2 {
+                        for p in 0..<length { scores[p] = AVX2Vector.dotF16(qh, kh + p * kvStride + kvh * headDim, count: headDim) }
+                        break
+                    }
+                    #endif
                     for p in 0..<length {
                         let kr = kh + p * kvStride + kvh * headDim
                         var dot: Float = 0
@@ -83,6 +100,12 @@ public enum Attention {
                 switch type {
                 case .f32:
                     let vf = v.assumingMemoryBound(to: Float.self)
+                    #if arch(x86_64)
+                    if QuantKernels.useAVX2 {
+                        for p in 0..<length { AVX2Vector.axpyF32(scores[p], vf + p * kvStride + kvh * headDim, o, count: headDim) }
+                        break
+                    }
+                    #endif
                     for p in 0..<length {
                         let w = scores[p]
                         let vr = vf + p * kvStride + kvh * headDim
@@ -90,6 +113,14 @@ public enum Attention {
                     }
                 case .f16:
                     let vh = v.assumingMemoryBound(to: UInt16.self)
+                    #if arch(x86_64)
+                    if QuantKernels.useAVX2 {
+                        for p in 0..<length {
+                            AVX2Vector.axpyF16(fp16ToFloat(floatToFP16(scores[p])), vh + p * kvStride + kvh * headDim, o, count: headDim)
+                        }
+                        break
+                    }
+                    #endif
                     for p in 0..<length {
                         let w = fp16ToFloat(floatToFP16(scores[p]))
                         let vr = vh + p * kvStride + kvh * headDim

@@ -68,6 +68,15 @@ public enum QuantKernels {
     /// for an unsupported weight type nothing is written.
     public static func quantizeActivations(_ x: UnsafePointer<Float>, count: Int, for weight: GGMLType, into dst: UnsafeMutableRawPointer) {
         guard weight.isSupported else { return }
+        #if arch(x86_64)
+        if useAVX2, activationRounding == .x86SIMD {
+            switch activationType(for: weight) {
+            case .q8_0: AVX2Dot.quantizeQ8_0(x, count: count, into: dst); return
+            case .q8_1: AVX2Dot.quantizeQ8_1(x, count: count, into: dst); return
+            default: break
+            }
+        }
+        #endif
         switch activationType(for: weight) {
         case .q8_0: quantizeRowQ8_0(x, count: count, into: dst, rounding: activationRounding)
         case .q8_1: quantizeRowQ8_1(x, count: count, into: dst, rounding: activationRounding)
@@ -94,6 +103,11 @@ public enum QuantKernels {
             case .q8_0: return AVX2Dot.q8_0(row, activations, blocks: count / 32)
             case .q5_0: return AVX2Dot.q5_0(row, activations, blocks: count / 32)
             case .q4_1: return AVX2Dot.q4_1(row, activations, blocks: count / 32)
+            case .q5_K: return AVX2Dot.q5_K(row, activations, blocks: count / 256)
+            case .f16: return AVX2Vector.dotF16F16(row, activations, count: count)
+            case .bf16: return AVX2Vector.dotBF16BF16(row, activations, count: count)
+            case .f32:
+                return AVX2Vector.dotF32(row.assumingMemoryBound(to: Float.self), activations.assumingMemoryBound(to: Float.self), count: count)
             default: break
             }
         }
@@ -102,7 +116,8 @@ public enum QuantKernels {
     }
 
     /// True when `dot` uses the AVX2/FMA kernels (ggml's x86 order, last-bit differences from
-    /// the generic routines) for Q4_K, Q6_K, Q8_0, Q5_0 and Q4_1: an x86-64 CPU with AVX2, FMA
+    /// the generic routines) for Q4_K, Q5_K, Q6_K, Q8_0, Q5_0, Q4_1, F16, BF16 and F32, and
+    /// `WeightMatrix` its tile kernels (also Q4_0 and Q5_1): an x86-64 CPU with AVX2, FMA
     /// and F16C, unless the environment sets `SPARROW_NO_SIMD=1`.
     public static let useAVX2: Bool = {
         #if arch(x86_64)

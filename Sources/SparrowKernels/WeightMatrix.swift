@@ -1,4 +1,7 @@
 import SparrowFormats
+#if arch(x86_64)
+import SparrowKernelsAVX2
+#endif
 
 /// A weight matrix viewed in place inside a mapped model file, in any supported ggml type.
 ///
@@ -49,25 +52,20 @@ public struct WeightMatrix: @unchecked Sendable {
                               into outputs: [UnsafeMutablePointer<Float>]) {
         guard let cols = matrices.first?.cols, matrices.count == outputs.count else { return }
         // One quantized copy of x per activation format the matrices need.
-        var activations: [GGMLType: (buffer: UnsafeMutableRawPointer, rowBytes: Int)] = [:]
-        defer { for a in activations.values { a.buffer.deallocate() } }
+        var activations: [GGMLType: Activations] = [:]
+        defer { for a in activations.values { a.deallocate() } }
         for m in matrices where m.cols == cols {
             let format = QuantKernels.activationType(for: m.type)
             guard activations[format] == nil else { continue }
-            let actBytes = QuantKernels.activationRowBytes(for: m.type, count: cols)
-            let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(actBytes * nTokens, 1), alignment: 64)
-            for t in 0..<nTokens {
-                QuantKernels.quantizeActivations(x + t * cols, count: cols, for: m.type, into: buffer + t * actBytes)
-            }
-            activations[format] = (buffer, actBytes)
+            activations[format] = Activations(x, cols: cols, nTokens: nTokens, for: m.type)
         }
         // Per matrix: its first global row, and where its activations are.
-        struct Job { let m: WeightMatrix; let y: UnsafeMutablePointer<Float>; let first: Int; let act: UnsafeMutableRawPointer; let actBytes: Int }
+        struct Job { let m: WeightMatrix; let y: UnsafeMutablePointer<Float>; let first: Int; let act: Activations }
         var jobs: [Job] = []
         var total = 0
         for (m, y) in zip(matrices, outputs) where m.cols == cols {
             guard let a = activations[QuantKernels.activationType(for: m.type)] else { continue }
-            jobs.append(Job(m: m, y: y, first: total, act: a.buffer, actBytes: a.rowBytes))
+            jobs.append(Job(m: m, y: y, first: total, act: a))
             total += m.rows
         }
         // Rows outer, tokens inner: each weight row is read once from memory and reused from
@@ -80,14 +78,65 @@ public struct WeightMatrix: @unchecked Sendable {
                 let job = jobs[j]
                 let m = job.m
                 let stop = min(end, job.first + m.rows)
-                for r in (g - job.first)..<(stop - job.first) {
-                    let row = m.data + r * m.rowBytes
-                    for t in 0..<nTokens {
-                        job.y[t * m.rows + r] = QuantKernels.dot(m.type, row: row, activations: job.act + t * job.actBytes, count: cols)
-                    }
-                }
+                job.m.rows(from: g - job.first, to: stop - job.first, job.act, nTokens: nTokens, into: job.y)
                 g = stop
                 j += 1
+            }
+        }
+    }
+
+    #if arch(x86_64)
+    /// The AVX2 tile kernel for this weight type, if there is one and the CPU has AVX2.
+    var tileType: Block32Type? {
+        guard QuantKernels.useAVX2 else { return nil }
+        switch type {
+        case .q4_0: return .q4_0
+        case .q4_1: return .q4_1
+        case .q5_0: return .q5_0
+        case .q5_1: return .q5_1
+        case .q8_0: return .q8_0
+        default: return nil
+        }
+    }
+    #endif
+
+    /// y[t, r] for rows `from..<to` and every token.
+    @inline(__always)
+    func rows(from: Int, to: Int, _ act: Activations, nTokens: Int, into y: UnsafeMutablePointer<Float>) {
+        #if arch(x86_64)
+        if let tile = tileType, let scales = act.scales {
+            AVX2Tiles.matmul(tile, data + from * rowBytes, rowBytes: rowBytes, nRows: to - from,
+                             act: act.buffer, actRowBytes: act.rowBytes, scales: scales, scaleStride: act.scaleStride,
+                             nTokens: nTokens, blocks: cols / 32, y: y + from, yStride: rows)
+            return
+        }
+        if nTokens >= 4, QuantKernels.useAVX2, type == .q4_K || type == .q6_K {
+            // Prefill: each K-quant row is unpacked once per four tokens.
+            for r in from..<to {
+                let row = data + r * rowBytes
+                var t = 0
+                while t + 4 <= nTokens {
+                    if type == .q4_K {
+                        AVX2Dot.q4_KTokens4(row, act.buffer + t * act.rowBytes, actRowBytes: act.rowBytes, blocks: cols / 256,
+                                            out: y + t * rows + r, outStride: rows)
+                    } else {
+                        AVX2Dot.q6_KTokens4(row, act.buffer + t * act.rowBytes, actRowBytes: act.rowBytes, blocks: cols / 256,
+                                            out: y + t * rows + r, outStride: rows)
+                    }
+                    t += 4
+                }
+                while t < nTokens {
+                    y[t * rows + r] = QuantKernels.dot(type, row: row, activations: act.buffer + t * act.rowBytes, count: cols)
+                    t += 1
+                }
+            }
+            return
+        }
+        #endif
+        for r in from..<to {
+            let row = data + r * rowBytes
+            for t in 0..<nTokens {
+                y[t * rows + r] = QuantKernels.dot(type, row: row, activations: act.buffer + t * act.rowBytes, count: cols)
             }
         }
     }
@@ -96,5 +145,52 @@ public struct WeightMatrix: @unchecked Sendable {
     public func row(_ index: Int, into dst: UnsafeMutablePointer<Float>) throws(FormatError) {
         guard index >= 0, index < rows else { throw .badTensor(tensor: name, reason: "row \(index) out of range 0..<\(rows)") }
         try dequantizeRow(type, data + index * rowBytes, dst, count: cols)
+    }
+}
+
+/// Activations quantized for one activation format: [nTokens] rows of `rowBytes`, plus, for
+/// Q8_0/Q8_1 when the AVX2 tile kernels are in use, the block scales as f32 (d, s) pairs,
+/// `scaleStride` floats per token.
+struct Activations: @unchecked Sendable {
+    let buffer: UnsafeMutableRawPointer
+    let rowBytes: Int
+    let scales: UnsafeMutablePointer<Float>?
+    let scaleStride: Int
+    init(_ x: UnsafePointer<Float>, cols: Int, nTokens: Int, for weight: GGMLType) {
+        rowBytes = QuantKernels.activationRowBytes(for: weight, count: cols)
+        buffer = UnsafeMutableRawPointer.allocate(byteCount: max(rowBytes * nTokens, 1), alignment: 64)
+        for t in 0..<nTokens {
+            QuantKernels.quantizeActivations(x + t * cols, count: cols, for: weight, into: buffer + t * rowBytes)
+        }
+        #if arch(x86_64)
+        let format = QuantKernels.activationType(for: weight)
+        guard QuantKernels.useAVX2, format == .q8_0 || format == .q8_1 else {
+            scales = nil
+            scaleStride = 0
+            return
+        }
+        // Q8_0: f16 d at 0 (34-byte blocks); Q8_1: f16 d at 0, f16 s at 2 (36-byte blocks).
+        let blocks = cols / 32
+        let blockBytes = rowBytes / max(blocks, 1)
+        let hasS = format == .q8_1
+        scaleStride = 2 * blocks
+        let sc = UnsafeMutablePointer<Float>.allocate(capacity: max(scaleStride * nTokens, 1))
+        for t in 0..<nTokens {
+            for b in 0..<blocks {
+                let blk = buffer + t * rowBytes + b * blockBytes
+                sc[t * scaleStride + 2 * b] = fp16ToFloat(UInt16(littleEndian: blk.loadUnaligned(as: UInt16.self)))
+                sc[t * scaleStride + 2 * b + 1] = hasS ? fp16ToFloat(UInt16(littleEndian: blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self))) : 0
+            }
+        }
+        scales = sc
+        #else
+        scales = nil
+        scaleStride = 0
+        #endif
+    }
+
+    func deallocate() {
+        buffer.deallocate()
+        scales?.deallocate()
     }
 }

@@ -186,6 +186,64 @@ public enum AVX2Dot {
         }
     }
 
+    /// Q5_K (176 bytes: f16 d, f16 dmin, 12 scale bytes, 32 qh, 128 qs) × Q8_K.
+    public static func q5_K(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float {
+        let m4 = _mm256_set1_epi8(0x0F)
+        let mone = _mm256_set1_epi8(1)
+        var acc = _mm256_setzero_ps()
+        var summs: Float = 0
+        @inline(__always) func sh(_ k: Int) -> __m256i { _mm256_set1_epi16(Int16(2 * k) | Int16(2 * k + 1) << 8) }
+        for i in 0..<blocks {
+            let xb = x + i * 176, yb = y + i * 292
+            let yd = yb.loadUnaligned(as: Float.self)
+            let d = yd * half(xb, 0)
+            let dmin = -yd * half(xb, 2)
+
+            let sc = xb + 4
+            let u0 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+            let u1 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+            let u2 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+            let t3 = ((u2 >> 4) & 0x0f0f_0f0f) | (((u1 >> 6) & 0x0303_0303) << 4)
+            let t2 = u1 & 0x3f3f_3f3f
+            let t1 = (u2 & 0x0f0f_0f0f) | (((u0 >> 6) & 0x0303_0303) << 4)
+            let t0 = u0 & 0x3f3f_3f3f
+            let utmp = _mm_set_epi32(Int32(bitPattern: t3), Int32(bitPattern: t2), Int32(bitPattern: t1), Int32(bitPattern: t0))
+            let minsAndScales = _mm256_cvtepu8_epi16(utmp)
+
+            let q8sums = load256(yb + 260)
+            let q8s = _mm_hadd_epi16(lo128(q8sums), hi128(q8sums))
+            let prod = unsafeBitCast(_mm_madd_epi16(hi128(minsAndScales), q8s), to: SIMD4<Int32>.self)
+            summs += dmin * Float(prod[0] &+ prod[1] &+ prod[2] &+ prod[3])
+
+            let sc128 = lo128(minsAndScales)
+            let scales = join(sc128, sc128)
+            let hbits = load256(xb + 16)
+            var hmask = mone
+            var bit: Int32 = 0
+            var sumi = _mm256_setzero_si256()
+            for j in 0..<4 {
+                let scale0 = _mm256_shuffle_epi8(scales, sh(2 * j))
+                let scale1 = _mm256_shuffle_epi8(scales, sh(2 * j + 1))
+                let q5bits = load256(xb + 48 + 32 * j)
+                let q5l0 = _mm256_and_si256(q5bits, m4)
+                let q5h0 = _mm256_slli_epi16(_mm256_srli_epi16(_mm256_and_si256(hbits, hmask), bit), 4)
+                bit += 1
+                hmask = _mm256_slli_epi16(hmask, 1)
+                let q5l1 = _mm256_and_si256(_mm256_srli_epi16(q5bits, 4), m4)
+                let q5h1 = _mm256_slli_epi16(_mm256_srli_epi16(_mm256_and_si256(hbits, hmask), bit), 4)
+                bit += 1
+                hmask = _mm256_slli_epi16(hmask, 1)
+                let q80 = load256(yb + 4 + 64 * j)
+                let q81 = load256(yb + 36 + 64 * j)
+                let p0 = _mm256_madd_epi16(scale0, _mm256_maddubs_epi16(_mm256_add_epi8(q5l0, q5h0), q80))
+                let p1 = _mm256_madd_epi16(scale1, _mm256_maddubs_epi16(_mm256_add_epi8(q5l1, q5h1), q81))
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1))
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc)
+        }
+        return hsum(acc) + summs
+    }
+
     /// Q6_K (210 bytes: 128 ql, 64 qh, 16 × i8 scales, f16 d) × Q8_K.
     public static func q6_K(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float {
         let m3 = _mm256_set1_epi8(3)

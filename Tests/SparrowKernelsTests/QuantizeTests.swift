@@ -112,4 +112,26 @@ struct QuantizeTests {
         _ = quantize(x, bytes: 8 * 36) { QuantKernels.quantizeRowQ8_1($0, count: 256, into: $1) }
         _ = quantize(x, bytes: 292) { QuantKernels.quantizeRowQ8_K($0, count: 256, into: $1) }
     }
+
+    /// The dispatched quantizer (AVX2 on CPUs that have it) writes exactly the bytes of the
+    /// scalar port of ggml's x86 quantizer, ties and zero/tiny/huge blocks included.
+    @Test("dispatched Q8_0/Q8_1 activations equal the scalar x86 quantizer byte for byte")
+    func dispatchedMatchesScalar() {
+        var rng = SplitMix64(seed: 4242)
+        for blocks in [1, 2, 5, 7, 48] {
+            let x = awkwardActivations(blocksOf32: blocks, rng: &rng)
+            let n = x.count
+            for (weight, bytes) in [(GGMLType.q8_0, n / 32 * 34), (GGMLType.q4_1, n / 32 * 36)] {
+                let dispatched = quantize(x, bytes: bytes) { QuantKernels.quantizeActivations($0, count: n, for: weight, into: $1) }
+                let scalar = quantize(x, bytes: bytes) {
+                    if weight == .q8_0 {
+                        QuantKernels.quantizeRowQ8_0($0, count: n, into: $1, rounding: QuantKernels.activationRounding)
+                    } else {
+                        QuantKernels.quantizeRowQ8_1($0, count: n, into: $1, rounding: QuantKernels.activationRounding)
+                    }
+                }
+                #expect(dispatched == scalar, "\(weight) blocks=\(blocks)")
+            }
+        }
+    }
 }

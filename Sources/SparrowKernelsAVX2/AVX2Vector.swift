@@ -1,0 +1,138 @@
+// AVX2/FMA/F16C vector primitives for attention over a KV cache: dot products and
+// multiply-adds of f32 vectors with f16 or f32 rows. Two accumulators of 8 lanes, then a
+// scalar tail; the order differs from a sequential sum in the last bits.
+
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+
+public enum AVX2Vector {
+    /// Σ a[i]·b[i], b in IEEE half precision.
+    public static func dotF16(_ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, count: Int) -> Float {
+        var s0 = _mm256_setzero_ps(), s1 = s0
+        var i = 0
+        while i + 16 <= count {
+            let b0 = _mm256_cvtph_ps(b.loadUnaligned(fromByteOffset: 2 * i, as: __m128i.self))
+            let b1 = _mm256_cvtph_ps(b.loadUnaligned(fromByteOffset: 2 * i + 16, as: __m128i.self))
+            s0 = _mm256_fmadd_ps(UnsafeRawPointer(a + i).loadUnaligned(as: __m256.self), b0, s0)
+            s1 = _mm256_fmadd_ps(UnsafeRawPointer(a + i + 8).loadUnaligned(as: __m256.self), b1, s1)
+            i += 16
+        }
+        while i + 8 <= count {
+            let b0 = _mm256_cvtph_ps(b.loadUnaligned(fromByteOffset: 2 * i, as: __m128i.self))
+            s0 = _mm256_fmadd_ps(UnsafeRawPointer(a + i).loadUnaligned(as: __m256.self), b0, s0)
+            i += 8
+        }
+        var sum = AVX2Dot.hsum(_mm256_add_ps(s0, s1))
+        while i < count {
+            sum += a[i] * _cvtsh_ss(b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+            i += 1
+        }
+        return sum
+    }
+
+    /// Σ a[i]·b[i] in f32.
+    public static func dotF32(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        var s0 = _mm256_setzero_ps(), s1 = s0
+        var i = 0
+        while i + 16 <= count {
+            s0 = _mm256_fmadd_ps(UnsafeRawPointer(a + i).loadUnaligned(as: __m256.self), UnsafeRawPointer(b + i).loadUnaligned(as: __m256.self), s0)
+            s1 = _mm256_fmadd_ps(UnsafeRawPointer(a + i + 8).loadUnaligned(as: __m256.self), UnsafeRawPointer(b + i + 8).loadUnaligned(as: __m256.self), s1)
+            i += 16
+        }
+        while i + 8 <= count {
+            s0 = _mm256_fmadd_ps(UnsafeRawPointer(a + i).loadUnaligned(as: __m256.self), UnsafeRawPointer(b + i).loadUnaligned(as: __m256.self), s0)
+            i += 8
+        }
+        var sum = AVX2Dot.hsum(_mm256_add_ps(s0, s1))
+        while i < count {
+            sum += a[i] * b[i]
+            i += 1
+        }
+        return sum
+    }
+
+    /// o[i] += w · v[i], v in IEEE half precision.
+    public static func axpyF16(_ w: Float, _ v: UnsafeRawPointer, _ o: UnsafeMutablePointer<Float>, count: Int) {
+        let wv = _mm256_set1_ps(w)
+        var i = 0
+        while i + 8 <= count {
+            let vv = _mm256_cvtph_ps(v.loadUnaligned(fromByteOffset: 2 * i, as: __m128i.self))
+            let op = UnsafeMutableRawPointer(o + i)
+            op.storeBytes(of: _mm256_fmadd_ps(wv, vv, op.loadUnaligned(as: __m256.self)), as: __m256.self)
+            i += 8
+        }
+        while i < count {
+            o[i] += w * _cvtsh_ss(v.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+            i += 1
+        }
+    }
+
+    /// o[i] += w · v[i] in f32.
+    public static func axpyF32(_ w: Float, _ v: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, count: Int) {
+        let wv = _mm256_set1_ps(w)
+        var i = 0
+        while i + 8 <= count {
+            let op = UnsafeMutableRawPointer(o + i)
+            op.storeBytes(of: _mm256_fmadd_ps(wv, UnsafeRawPointer(v + i).loadUnaligned(as: __m256.self), op.loadUnaligned(as: __m256.self)), as: __m256.self)
+            i += 8
+        }
+        while i < count {
+            o[i] += w * v[i]
+            i += 1
+        }
+    }
+
+    /// Σ a[i]·b[i], both in IEEE half precision (ggml's F16 weight × F16 activation pairing).
+    public static func dotF16F16(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Float {
+        var s0 = _mm256_setzero_ps(), s1 = s0
+        var i = 0
+        while i + 16 <= count {
+            s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(a.loadUnaligned(fromByteOffset: 2 * i, as: __m128i.self)),
+                                 _mm256_cvtph_ps(b.loadUnaligned(fromByteOffset: 2 * i, as: __m128i.self)), s0)
+            s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(a.loadUnaligned(fromByteOffset: 2 * i + 16, as: __m128i.self)),
+                                 _mm256_cvtph_ps(b.loadUnaligned(fromByteOffset: 2 * i + 16, as: __m128i.self)), s1)
+            i += 16
+        }
+        while i + 8 <= count {
+            s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(a.loadUnaligned(fromByteOffset: 2 * i, as: __m128i.self)),
+                                 _mm256_cvtph_ps(b.loadUnaligned(fromByteOffset: 2 * i, as: __m128i.self)), s0)
+            i += 8
+        }
+        var sum = AVX2Dot.hsum(_mm256_add_ps(s0, s1))
+        while i < count {
+            sum += _cvtsh_ss(a.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) * _cvtsh_ss(b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+            i += 1
+        }
+        return sum
+    }
+
+    /// 8 bfloat16 values widened to f32.
+    @inline(__always)
+    static func bf16x8(_ p: UnsafeRawPointer, _ off: Int) -> __m256 {
+        _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(p.loadUnaligned(fromByteOffset: off, as: __m128i.self)), 16))
+    }
+
+    /// Σ a[i]·b[i], both bfloat16.
+    public static func dotBF16BF16(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Float {
+        var s0 = _mm256_setzero_ps(), s1 = s0
+        var i = 0
+        while i + 16 <= count {
+            s0 = _mm256_fmadd_ps(bf16x8(a, 2 * i), bf16x8(b, 2 * i), s0)
+            s1 = _mm256_fmadd_ps(bf16x8(a, 2 * i + 16), bf16x8(b, 2 * i + 16), s1)
+            i += 16
+        }
+        while i + 8 <= count {
+            s0 = _mm256_fmadd_ps(bf16x8(a, 2 * i), bf16x8(b, 2 * i), s0)
+            i += 8
+        }
+        var sum = AVX2Dot.hsum(_mm256_add_ps(s0, s1))
+        while i < count {
+            let x = Float(bitPattern: UInt32(a.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
+            let y = Float(bitPattern: UInt32(b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
+            sum += x * y
+            i += 1
+        }
+        return sum
+    }
+}
+#endif

@@ -1,0 +1,105 @@
+import Foundation
+import SparrowFormats
+import SparrowKernels
+import Testing
+#if arch(x86_64)
+import SparrowKernelsAVX2
+#endif
+
+@Suite("Attention and vector primitives")
+struct AttentionTests {
+    /// Causal GQA attention (f32 and f16 caches, head sizes with and without 8/16-lane tails,
+    /// several query tokens after a prefix) against a Double-precision softmax(q·k)·v over the
+    /// values the cache actually holds.
+    @Test("causal attention matches a naive reference", arguments: [KVCacheType.f32, .f16])
+    func matchesNaive(_ type: KVCacheType) {
+        var rng = SplitMix64(seed: 17)
+        for (headDim, nTokens, start) in [(8, 1, 0), (20, 3, 5), (64, 1, 40), (128, 4, 2), (7, 2, 1)] {
+            let nHeads = 4, nKVHeads = 2, group = nHeads / nKVHeads
+            let rowsN = start + nTokens
+            let kvStride = nKVHeads * headDim
+            let q = (0..<nTokens * nHeads * headDim).map { _ in rng.normal() }
+            let kf = (0..<rowsN * kvStride).map { _ in rng.normal() }
+            let vf = (0..<rowsN * kvStride).map { _ in rng.normal() }
+            // What the cache holds, and its bytes.
+            let kHeld = type == .f16 ? kf.map { fp16ToFloat(floatToFP16($0)) } : kf
+            let vHeld = type == .f16 ? vf.map { fp16ToFloat(floatToFP16($0)) } : vf
+            let kBytes: [UInt8] = type == .f16 ? kf.flatMap { withUnsafeBytes(of: floatToFP16($0)) { Array($0) } } : kf.flatMap { withUnsafeBytes(of: $0) { Array($0) } }
+            let vBytes: [UInt8] = type == .f16 ? vf.flatMap { withUnsafeBytes(of: floatToFP16($0)) { Array($0) } } : vf.flatMap { withUnsafeBytes(of: $0) { Array($0) } }
+            var out = [Float](repeating: .nan, count: nTokens * nHeads * headDim)
+            let scale = 1 / Float(headDim).squareRoot()
+            q.withUnsafeBufferPointer { qp in kBytes.withUnsafeBytes { kp in vBytes.withUnsafeBytes { vp in out.withUnsafeMutableBufferPointer { op in
+                Attention.causal(q: qp.baseAddress!, k: kp.baseAddress!, v: vp.baseAddress!, type: type, out: op.baseAddress!,
+                                 nTokens: nTokens, startPosition: start, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale)
+            } } } }
+            for t in 0..<nTokens {
+                for h in 0..<nHeads {
+                    let kvh = h / group
+                    let length = start + t + 1
+                    var scores = [Double](repeating: 0, count: length)
+                    for p in 0..<length {
+                        var dot = 0.0
+                        for i in 0..<headDim { dot += Double(q[(t * nHeads + h) * headDim + i]) * Double(kHeld[p * kvStride + kvh * headDim + i]) }
+                        scores[p] = dot * Double(scale)
+                    }
+                    let m = scores.max()!
+                    let e = scores.map { exp($0 - m) }
+                    let z = e.reduce(0, +)
+                    for i in 0..<headDim {
+                        var want = 0.0
+                        for p in 0..<length { want += e[p] / z * Double(vHeld[p * kvStride + kvh * headDim + i]) }
+                        let got = Double(out[(t * nHeads + h) * headDim + i])
+                        // f16 rounds q and the probabilities (as llama.cpp does): ~1e-3 relative.
+                        let tol = type == .f16 ? 5e-3 : 1e-5
+                        #expect(abs(got - want) <= tol * 4, "\(type) d=\(headDim) t=\(t) h=\(h) i=\(i): \(got) vs \(want)")
+                    }
+                }
+            }
+        }
+    }
+
+    #if arch(x86_64)
+    /// The AVX2 vector primitives against naive loops for every length 0...40 (all tails).
+    @Test("AVX2 vector primitives match naive loops")
+    func vectorPrimitives() throws {
+        try #require(QuantKernels.useAVX2 || true)
+        guard QuantKernels.useAVX2 else { return }
+        var rng = SplitMix64(seed: 5)
+        for n in 0...40 {
+            let a = (0..<n).map { _ in rng.normal() }
+            let b = (0..<n).map { _ in rng.normal() }
+            let bh = b.map { floatToFP16($0) }
+            let ah = a.map { floatToFP16($0) }
+            let ab = a.map { bf16ToFloat(floatToBF16($0)) }, bb = b.map { bf16ToFloat(floatToBF16($0)) }
+            let abRaw = a.map { floatToBF16($0) }, bbRaw = b.map { floatToBF16($0) }
+            var want16 = 0.0, want32 = 0.0, want1616 = 0.0, wantBF = 0.0, mag = 0.0
+            for i in 0..<n {
+                want16 += Double(a[i]) * Double(fp16ToFloat(bh[i]))
+                want32 += Double(a[i]) * Double(b[i])
+                want1616 += Double(fp16ToFloat(ah[i])) * Double(fp16ToFloat(bh[i]))
+                wantBF += Double(ab[i]) * Double(bb[i])
+                mag += abs(Double(a[i]) * Double(b[i]))
+            }
+            let tol = 1e-5 * (mag + 1)
+            let got16 = a.withUnsafeBufferPointer { ap in bh.withUnsafeBytes { AVX2Vector.dotF16(ap.baseAddress!, $0.baseAddress!, count: n) } }
+            let got32 = a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { AVX2Vector.dotF32(ap.baseAddress!, $0.baseAddress!, count: n) } }
+            let got1616 = ah.withUnsafeBytes { ap in bh.withUnsafeBytes { AVX2Vector.dotF16F16(ap.baseAddress!, $0.baseAddress!, count: n) } }
+            let gotBF = abRaw.withUnsafeBytes { ap in bbRaw.withUnsafeBytes { AVX2Vector.dotBF16BF16(ap.baseAddress!, $0.baseAddress!, count: n) } }
+            #expect(abs(Double(got16) - want16) <= tol, "dotF16 n=\(n)")
+            #expect(abs(Double(got32) - want32) <= tol, "dotF32 n=\(n)")
+            #expect(abs(Double(got1616) - want1616) <= tol, "dotF16F16 n=\(n)")
+            #expect(abs(Double(gotBF) - wantBF) <= tol, "dotBF16 n=\(n)")
+            // o += w·v
+            var o16 = a, o32 = a
+            o16.withUnsafeMutableBufferPointer { op in bh.withUnsafeBytes { AVX2Vector.axpyF16(0.75, $0.baseAddress!, op.baseAddress!, count: n) } }
+            o32.withUnsafeMutableBufferPointer { op in b.withUnsafeBufferPointer { AVX2Vector.axpyF32(0.75, $0.baseAddress!, op.baseAddress!, count: n) } }
+            for i in 0..<n {
+                let w16: Float = a[i] + 0.75 * fp16ToFloat(bh[i])
+                let w32: Float = a[i] + 0.75 * b[i]
+                #expect(abs(o16[i] - w16) <= 1e-6 * (abs(w16) + 1), "axpyF16 n=\(n) i=\(i)")
+                #expect(abs(o32[i] - w32) <= 1e-6 * (abs(w32) + 1), "axpyF32 n=\(n) i=\(i)")
+            }
+        }
+    }
+    #endif
+}

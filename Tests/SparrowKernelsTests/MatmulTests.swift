@@ -1,0 +1,111 @@
+import SparrowFormats
+import SparrowKernels
+import Testing
+
+/// Owns the bytes of a test weight matrix.
+final class TestBytes {
+    let pointer: UnsafeMutableRawPointer
+    init(_ bytes: [UInt8]) {
+        pointer = .allocate(byteCount: max(bytes.count, 1), alignment: 64)
+        bytes.withUnsafeBytes { pointer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+    }
+    deinit { pointer.deallocate() }
+}
+
+@Suite("Matrix products (tiled kernels, thread pool)")
+struct MatmulTests {
+    /// `WeightMatrix.matmul` (tile kernels, several rows and tokens per call, split across the
+    /// pool) against one scalar generic dot per output, for row and token counts around the
+    /// tile sizes (1, 3, 4, 5, 9) and several blocks per row.
+    @Test("matmul matches per-element generic dots", arguments: weightTypes.filter { $0 != .q8_1 && $0 != .q8_K })
+    func matchesGeneric(_ type: GGMLType) throws {
+        var rng = SplitMix64(seed: UInt64(type.rawValue) &* 7919)
+        for (rows, nTokens, blocks) in [(1, 1, 1), (3, 1, 3), (4, 1, 2), (9, 1, 5), (5, 2, 1), (4, 4, 3), (7, 5, 2), (13, 9, 1), (64, 3, 2)] {
+            let cols = blocks * type.blockSize
+            var bytes: [UInt8] = []
+            var rowBytes: [[UInt8]] = []
+            for _ in 0..<rows {
+                let r = randomRow(type, count: cols, rng: &rng)
+                rowBytes.append(r)
+                bytes += r
+            }
+            let storage = TestBytes(bytes)
+            let m = try WeightMatrix(name: "w", type: type, rows: rows, cols: cols, data: UnsafeRawPointer(storage.pointer), owner: storage)
+            var x: [Float] = []
+            for _ in 0..<nTokens { x += randomActivations(count: cols, rng: &rng) }
+            var y = [Float](repeating: .nan, count: rows * nTokens)
+            x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { m.matmul(xp.baseAddress!, nTokens: nTokens, into: $0.baseAddress!) } }
+            for t in 0..<nTokens {
+                let act = quantizedActivations(Array(x[t * cols..<(t + 1) * cols]), for: type)
+                let a = try dequantized(QuantKernels.activationType(for: type), act, count: cols)
+                for r in 0..<rows {
+                    let want = Double(kernelDotGeneric(type, rowBytes[r], act, count: cols))
+                    let w = try dequantized(type, rowBytes[r], count: cols)
+                    var mag = 0.0
+                    for i in 0..<cols { mag += abs(Double(w[i]) * Double(a[i])) }
+                    mag += q8_1Slack(type, rowBytes[r], act, count: cols) * 0x1p11
+                    let got = Double(y[t * rows + r])
+                    #expect(abs(got - want) <= 1e-5 * mag + 1e-30,
+                            "\(type) rows=\(rows) tokens=\(nTokens) blocks=\(blocks) [t=\(t), r=\(r)]: \(got) vs \(want)")
+                }
+            }
+        }
+    }
+
+    /// One call with several matrices of different types sharing activation formats (as
+    /// Qwen2.5-0.5B's Q5_0 q/k with a Q8_0 v): each matrix uses its own kernel.
+    @Test("several matrices of mixed types in one call")
+    func mixedTypes() throws {
+        var rng = SplitMix64(seed: 99)
+        let types: [GGMLType] = [.q5_0, .q8_0, .q4_0, .q4_1, .q5_1, .q4_K, .q6_K, .f16]
+        let cols = 256
+        for nTokens in [1, 6] {
+            var matrices: [WeightMatrix] = []
+            var rowsOf: [[[UInt8]]] = []
+            for (i, type) in types.enumerated() {
+                let rows = 3 + i
+                let rowBytes = (0..<rows).map { _ in randomRow(type, count: cols, rng: &rng) }
+                let storage = TestBytes(rowBytes.flatMap { $0 })
+                matrices.append(try WeightMatrix(name: "w\(i)", type: type, rows: rows, cols: cols, data: UnsafeRawPointer(storage.pointer), owner: storage))
+                rowsOf.append(rowBytes)
+            }
+            var x: [Float] = []
+            for _ in 0..<nTokens { x += randomActivations(count: cols, rng: &rng) }
+            let outs = matrices.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.rows * nTokens) }
+            defer { outs.forEach { $0.deallocate() } }
+            x.withUnsafeBufferPointer { WeightMatrix.matmul(matrices, $0.baseAddress!, nTokens: nTokens, into: outs) }
+            for (i, m) in matrices.enumerated() {
+                for t in 0..<nTokens {
+                    let act = quantizedActivations(Array(x[t * cols..<(t + 1) * cols]), for: m.type)
+                    for r in 0..<m.rows {
+                        let want = kernelDotGeneric(m.type, rowsOf[i][r], act, count: cols)
+                        let got = outs[i][t * m.rows + r]
+                        #expect(abs(got - want) <= 1e-4 * max(1, abs(want)), "\(m.type) t=\(t) r=\(r): \(got) vs \(want)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Regions from several threads at once: one runs on the pool, the others serially on
+    /// their callers; all results stay right.
+    @Test("concurrent callers")
+    func concurrentCallers() async throws {
+        let count = 10_000
+        await withTaskGroup(of: Bool.self) { group in
+            for k in 0..<4 {
+                group.addTask {
+                    var out = [Int](repeating: 0, count: count)
+                    out.withUnsafeMutableBufferPointer { o in
+                        let p = o.baseAddress!
+                        for _ in 0..<50 {
+                            Parallel.forRanges(count, granularity: 4) { s, e in for i in s..<e { p[i] += i + k } }
+                        }
+                    }
+                    return out.enumerated().allSatisfy { $0.element == 50 * ($0.offset + k) }
+                }
+            }
+            for await ok in group { #expect(ok) }
+        }
+    }
+}
