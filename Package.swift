@@ -17,8 +17,9 @@ let package = Package(
     ],
     targets: [
         .target(name: "SparrowFormats", swiftSettings: optimize),
+        .target(name: "SparrowCSupport"),
         .target(
-            name: "SparrowKernelsAVX2", dependencies: ["SparrowFormats"],
+            name: "SparrowKernelsAVX2", dependencies: ["SparrowFormats", "SparrowCSupport"],
             swiftSettings: optimize + [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c"])]),
         .target(name: "SparrowKernels", dependencies: ["SparrowFormats", "SparrowKernelsAVX2"], swiftSettings: optimize),
         .target(name: "SparrowTokenizer", dependencies: ["SparrowFormats"], swiftSettings: optimize),

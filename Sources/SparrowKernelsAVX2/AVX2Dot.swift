@@ -9,10 +9,24 @@
 
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
+import SparrowCSupport
 import SparrowFormats
 
 public enum AVX2Dot {
     // MARK: helpers
+
+    /// Prefetches the `bytes` bytes starting `AVX2Tiles.prefetchDistance` bytes past `p`
+    /// (one prefetch per 64-byte line). Streaming weights, the hardware prefetcher alone
+    /// leaves the cores waiting on memory; this keeps a few KB of requests in flight.
+    @inline(__always)
+    static func prefetchAhead(_ p: UnsafeRawPointer, bytes: Int) {
+        let base = p + AVX2Tiles.prefetchDistance
+        var o = 0
+        while o < bytes {
+            sparrow_prefetch(base + o)
+            o += 64
+        }
+    }
 
     @inline(__always)
     static func load256(_ p: UnsafeRawPointer) -> __m256i {
@@ -27,6 +41,14 @@ public enum AVX2Dot {
     @inline(__always)
     static func half(_ p: UnsafeRawPointer, _ off: Int) -> Float {
         _cvtsh_ss(p.loadUnaligned(fromByteOffset: off, as: UInt16.self))  // F16C vcvtph2ps
+    }
+
+    /// The f16 at `p` as f32, read with a 4-byte load (the 2 bytes after it must be readable):
+    /// vmovd + vcvtph2ps. `_cvtsh_ss` compiles to a vpinsrw that merges into whatever register
+    /// is free, a false dependency that chained every row's scale through one register.
+    @inline(__always)
+    static func halfAt(_ p: UnsafeRawPointer) -> Float {
+        _mm_cvtph_ps(_mm_cvtsi32_si128(p.loadUnaligned(as: Int32.self)))[0]
     }
 
     @inline(__always)
@@ -90,7 +112,7 @@ public enum AVX2Dot {
         var acc = _mm256_setzero_ps()
         for i in 0..<blocks {
             let xb = x + i * 34, yb = y + i * 34
-            let d = _mm256_set1_ps(half(xb, 0) * half(yb, 0))
+            let d = _mm256_set1_ps(halfAt(xb) * halfAt(yb))
             let q = mulSumI8Pairs(load256(xb + 2), load256(yb + 2))
             acc = _mm256_fmadd_ps(d, q, acc)
         }
@@ -103,7 +125,7 @@ public enum AVX2Dot {
         let f0 = _mm256_set1_epi8(Int8(bitPattern: 0xF0))
         for i in 0..<blocks {
             let xb = x + i * 22, yb = y + i * 34
-            let d = _mm256_set1_ps(half(xb, 0) * half(yb, 0))
+            let d = _mm256_set1_ps(halfAt(xb) * halfAt(yb))
             var qx = bytesFromNibbles32(xb + 6)
             let qh = UInt32(littleEndian: xb.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
             let bxhi = _mm256_andnot_si256(bytesFromBits32(qh), f0)
@@ -121,7 +143,7 @@ public enum AVX2Dot {
         for i in 0..<blocks {
             let xb = x + i * 20, yb = y + i * 36
             summs += half(xb, 2) * half(yb, 2)
-            let d = _mm256_set1_ps(half(xb, 0) * half(yb, 0))
+            let d = _mm256_set1_ps(halfAt(xb) * halfAt(yb))
             let qx = bytesFromNibbles32(xb + 4)
             let xy = mulSumUS8Pairs(qx, load256(yb + 4))
             acc = _mm256_fmadd_ps(d, xy, acc)
@@ -141,6 +163,7 @@ public enum AVX2Dot {
         do {
             for i in 0..<blocks {
                 let xb = x + i * 144, yb = y + i * 292
+                prefetchAhead(xb, bytes: 144)
                 let yd = yb.loadUnaligned(as: Float.self)
                 let d = yd * half(xb, 0)
                 let dmin = -yd * half(xb, 2)
@@ -195,6 +218,7 @@ public enum AVX2Dot {
         @inline(__always) func sh(_ k: Int) -> __m256i { _mm256_set1_epi16(Int16(2 * k) | Int16(2 * k + 1) << 8) }
         for i in 0..<blocks {
             let xb = x + i * 176, yb = y + i * 292
+            prefetchAhead(xb, bytes: 176)
             let yd = yb.loadUnaligned(as: Float.self)
             let d = yd * half(xb, 0)
             let dmin = -yd * half(xb, 2)
@@ -254,6 +278,7 @@ public enum AVX2Dot {
         var acc = _mm256_setzero_ps()
         for i in 0..<blocks {
             let xb = x + i * 210, yb = y + i * 292
+            prefetchAhead(xb, bytes: 210)
             let d = yb.loadUnaligned(as: Float.self) * half(xb, 208)
             var q4 = xb
             var qh = xb + 128
