@@ -25,8 +25,8 @@ public enum KVCacheType: String, Sendable, CaseIterable {
 /// `vec_dot_type` of F16), softmax with the scale folded in and the sum in Double
 /// (`ggml_compute_forward_soft_max_f32`), then `V·P` (P rounded to f16 when V is f16).
 /// Each worker holds one row of scores, O(context) memory, never a [tokens × context] matrix.
-/// With AVX2 the row dot products and V updates run 8 lanes wide (`AVX2Vector`), which
-/// reorders their sums.
+/// With AVX2 the score dot products run 8 lanes wide in ggml's summation order and the V
+/// updates as 8-lane FMAs (`AVX2Vector`).
 public enum Attention {
     /// Computes attention for `nTokens` queries at positions `startPosition ..< startPosition + nTokens`
     /// against cache rows `0 ..< startPosition + nTokens` (the new keys/values must already be stored).

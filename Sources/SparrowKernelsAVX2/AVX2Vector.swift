@@ -1,54 +1,59 @@
-// AVX2/FMA/F16C vector primitives for attention over a KV cache: dot products and
-// multiply-adds of f32 vectors with f16 or f32 rows. Two accumulators of 8 lanes, then a
-// scalar tail; the order differs from a sequential sum in the last bits.
+// AVX2/FMA/F16C vector primitives for attention over a KV cache and float weights: dot
+// products and multiply-adds of f32 vectors with f16, bf16 or f32 rows. The attention dot
+// products sum in ggml's order (small models such as SmolLM2 have scores large enough that
+// the order of an f32 sum changes greedy tokens); the others use two 8-lane accumulators.
 
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
 
 public enum AVX2Vector {
-    /// Σ a[i]·b[i], b in IEEE half precision.
+    /// Σ a[i]·b[i], b in IEEE half precision, in ggml's `ggml_vec_dot_f16` AVX2 order: four
+    /// 8-lane accumulators over steps of 32, reduced (0+1)+(2+3) then across lanes, then the
+    /// tail sequentially (llama.cpp's attention scores with an f16 K cache sum this way).
     public static func dotF16(_ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, count: Int) -> Float {
-        var s0 = _mm256_setzero_ps(), s1 = s0
+        var s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0
         var i = 0
-        while i + 16 <= count {
-            let b0 = _mm256_cvtph_ps(b.loadUnaligned(fromByteOffset: 2 * i, as: __m128i.self))
-            let b1 = _mm256_cvtph_ps(b.loadUnaligned(fromByteOffset: 2 * i + 16, as: __m128i.self))
-            s0 = _mm256_fmadd_ps(UnsafeRawPointer(a + i).loadUnaligned(as: __m256.self), b0, s0)
-            s1 = _mm256_fmadd_ps(UnsafeRawPointer(a + i + 8).loadUnaligned(as: __m256.self), b1, s1)
-            i += 16
+        @inline(__always) func ax(_ k: Int) -> __m256 { UnsafeRawPointer(a + k).loadUnaligned(as: __m256.self) }
+        @inline(__always) func bx(_ k: Int) -> __m256 { _mm256_cvtph_ps(b.loadUnaligned(fromByteOffset: 2 * k, as: __m128i.self)) }
+        while i + 32 <= count {
+            s0 = _mm256_fmadd_ps(ax(i), bx(i), s0)
+            s1 = _mm256_fmadd_ps(ax(i + 8), bx(i + 8), s1)
+            s2 = _mm256_fmadd_ps(ax(i + 16), bx(i + 16), s2)
+            s3 = _mm256_fmadd_ps(ax(i + 24), bx(i + 24), s3)
+            i += 32
         }
-        while i + 8 <= count {
-            let b0 = _mm256_cvtph_ps(b.loadUnaligned(fromByteOffset: 2 * i, as: __m128i.self))
-            s0 = _mm256_fmadd_ps(UnsafeRawPointer(a + i).loadUnaligned(as: __m256.self), b0, s0)
-            i += 8
-        }
-        var sum = AVX2Dot.hsum(_mm256_add_ps(s0, s1))
+        let r = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))
+        let t0 = _mm_add_ps(r.lowHalf, r.highHalf)
+        let t1 = _mm_hadd_ps(t0, t0)
+        var sum = Double(_mm_hadd_ps(t1, t1)[0])
         while i < count {
-            sum += a[i] * _cvtsh_ss(b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+            sum += Double(a[i] * _cvtsh_ss(b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
             i += 1
         }
-        return sum
+        return Float(sum)
     }
 
-    /// Σ a[i]·b[i] in f32.
+    /// Σ a[i]·b[i] in f32, in ggml's `ggml_vec_dot_f32` AVX2 order (as `dotF16`).
     public static func dotF32(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
-        var s0 = _mm256_setzero_ps(), s1 = s0
+        var s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0
         var i = 0
-        while i + 16 <= count {
-            s0 = _mm256_fmadd_ps(UnsafeRawPointer(a + i).loadUnaligned(as: __m256.self), UnsafeRawPointer(b + i).loadUnaligned(as: __m256.self), s0)
-            s1 = _mm256_fmadd_ps(UnsafeRawPointer(a + i + 8).loadUnaligned(as: __m256.self), UnsafeRawPointer(b + i + 8).loadUnaligned(as: __m256.self), s1)
-            i += 16
+        @inline(__always) func ld(_ p: UnsafePointer<Float>, _ k: Int) -> __m256 { UnsafeRawPointer(p + k).loadUnaligned(as: __m256.self) }
+        while i + 32 <= count {
+            s0 = _mm256_fmadd_ps(ld(a, i), ld(b, i), s0)
+            s1 = _mm256_fmadd_ps(ld(a, i + 8), ld(b, i + 8), s1)
+            s2 = _mm256_fmadd_ps(ld(a, i + 16), ld(b, i + 16), s2)
+            s3 = _mm256_fmadd_ps(ld(a, i + 24), ld(b, i + 24), s3)
+            i += 32
         }
-        while i + 8 <= count {
-            s0 = _mm256_fmadd_ps(UnsafeRawPointer(a + i).loadUnaligned(as: __m256.self), UnsafeRawPointer(b + i).loadUnaligned(as: __m256.self), s0)
-            i += 8
-        }
-        var sum = AVX2Dot.hsum(_mm256_add_ps(s0, s1))
+        let r = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))
+        let t0 = _mm_add_ps(r.lowHalf, r.highHalf)
+        let t1 = _mm_hadd_ps(t0, t0)
+        var sum = Double(_mm_hadd_ps(t1, t1)[0])
         while i < count {
-            sum += a[i] * b[i]
+            sum += Double(a[i] * b[i])
             i += 1
         }
-        return sum
+        return Float(sum)
     }
 
     /// o[i] += w · v[i], v in IEEE half precision.
