@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+import SparrowFormats
+import SparrowKernels
+@testable import SparrowModels
+
+/// Tier 2 for the sparse Qwen architectures: tiny random-weight qwen2moe / qwen3moe models
+/// built with Hugging Face transformers by scripts/make_moe_fixtures.py (F32 weights, a few
+/// layers and experts, routing margins ≥ 2e-3 in router logits so no decision is a near-tie),
+/// written as GGUF the way llama.cpp's converter writes them. Sparrow's logits are compared
+/// with transformers' (F32, CPU, eager attention) and llama.cpp's (llama-cpp-python, F32 KV).
+///
+/// Metric: relative error = max over all positions and vocabulary entries of |ours − ref|,
+/// divided by max |ref| over the same logits (a per-entry ratio is meaningless for logits
+/// near zero).
+@Suite("Sparse Qwen (MoE) against transformers and llama.cpp")
+struct MoETests {
+    /// Allowed relative error (metric above) against either reference.
+    static let tolerance: Float = 1e-4
+    static let architectures = ["qwen2moe", "qwen3moe"]
+
+    struct Fixture: Decodable {
+        var architecture: String
+        var tokens: [Int32]
+        var min_routing_margin: Double
+        var transformers_logits: [[Float]]
+        var llama_cpp_logits: [[Float]]
+    }
+
+    static func fixture(_ arch: String) throws -> (GGUFFile, Fixture) {
+        let json = try #require(Bundle.module.url(forResource: "Fixtures/moe/\(arch)", withExtension: "json"))
+        let gguf = try #require(Bundle.module.url(forResource: "Fixtures/moe/\(arch)", withExtension: "gguf"))
+        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: json))
+        return (try GGUFFile(path: gguf.path), fixture)
+    }
+
+    /// max |ours − ref| / max |ref| over `rows` positions starting at `firstRow` of `ref`.
+    static func relativeError(_ ours: [Float], _ ref: [[Float]], firstRow: Int = 0) -> Float {
+        var maxDiff: Float = 0, scale: Float = 0
+        let vocab = ref[0].count
+        for r in 0..<(ours.count / vocab) {
+            for v in 0..<vocab {
+                let want = ref[firstRow + r][v]
+                maxDiff = max(maxDiff, abs(ours[r * vocab + v] - want))
+                scale = max(scale, abs(want))
+            }
+        }
+        return maxDiff / scale
+    }
+
+    @Test("the registry loads each sparse architecture with its expert config", arguments: architectures)
+    func loads(arch: String) throws {
+        let (gguf, _) = try Self.fixture(arch)
+        let model = try #require(try ModelRegistry.load(gguf) as? MoETransformer)
+        #expect(model.config.architecture == arch)
+        #expect(model.moe.expertCount == (arch == "qwen2moe" ? 6 : 8))
+        #expect(model.moe.expertUsedCount == (arch == "qwen2moe" ? 2 : 3))
+        #expect(model.moe.normalizeTopK == (arch == "qwen3moe"))
+        #expect(model.moe.sharedFeedForwardLength == (arch == "qwen2moe" ? 40 : 0))
+    }
+
+    @Test("prefill logits of every position match transformers within 1e-4 relative", arguments: architectures)
+    func prefillMatchesTransformers(arch: String) throws {
+        let (gguf, f) = try Self.fixture(arch)
+        let model = try ModelRegistry.load(gguf)
+        let logits = try model.forward(f.tokens, cache: model.makeCache(capacity: 32, type: .f32), allLogits: true)
+        #expect(logits.count == f.tokens.count * model.config.vocabularySize)
+        let error = Self.relativeError(logits, f.transformers_logits)
+        print("\(arch): prefill vs transformers relative error \(error)")
+        #expect(error < Self.tolerance)
+    }
+
+    @Test("prefill of a prefix then one token at a time gives transformers' logits", arguments: architectures)
+    func decodeMatchesTransformers(arch: String) throws {
+        let (gguf, f) = try Self.fixture(arch)
+        let model = try ModelRegistry.load(gguf)
+        let cache = model.makeCache(capacity: 32, type: .f32)
+        let prefix = 5
+        var worst = Self.relativeError(try model.forward(Array(f.tokens[..<prefix]), cache: cache, allLogits: true),
+                                       f.transformers_logits)
+        for i in prefix..<f.tokens.count {
+            let step = try model.forward([f.tokens[i]], cache: cache, allLogits: false)
+            worst = max(worst, Self.relativeError(step, f.transformers_logits, firstRow: i))
+        }
+        #expect(cache.count == f.tokens.count)
+        print("\(arch): prefill+decode vs transformers relative error \(worst)")
+        #expect(worst < Self.tolerance)
+    }
+
+    @Test("logits agree with llama.cpp on the same GGUF within 1e-4 relative", arguments: architectures)
+    func matchesLlamaCpp(arch: String) throws {
+        let (gguf, f) = try Self.fixture(arch)
+        let model = try ModelRegistry.load(gguf)
+        let logits = try model.forward(f.tokens, cache: model.makeCache(capacity: 32, type: .f32), allLogits: true)
+        let error = Self.relativeError(logits, f.llama_cpp_logits)
+        print("\(arch): prefill vs llama.cpp relative error \(error)")
+        #expect(error < Self.tolerance)
+        #expect(f.min_routing_margin >= 2e-3)
+    }
+
+    @Test("routing: softmax, most probable first, ties to the lower index, optional renormalisation and scale")
+    func routing() {
+        // Token 0: logits with a tie between experts 1 and 3. Token 1: one clear winner.
+        var logits: [Float] = [0, 2, -1, 2, 1,
+                               5, 0, 0, 0, 0]
+        let plain = logits.withUnsafeMutableBufferPointer {
+            MoEBlock.route(logits: $0.baseAddress!, n: 2, expertCount: 5, k: 3, normalize: false, scale: 1)
+        }
+        #expect(plain.experts == [1, 3, 4, 0, 1, 2])
+        let z0 = [0, 2, -1, 2, 1].map { exp(Double($0)) }.reduce(0, +)
+        #expect(abs(Double(plain.weights[0]) - exp(2) / z0) < 1e-6)
+        #expect(abs(Double(plain.weights[2]) - exp(1) / z0) < 1e-6)
+        #expect(abs(Double(plain.weights[3]) - exp(5) / (exp(5) + 4)) < 1e-6)
+
+        logits = [0, 2, -1, 2, 1, 5, 0, 0, 0, 0]
+        let normed = logits.withUnsafeMutableBufferPointer {
+            MoEBlock.route(logits: $0.baseAddress!, n: 2, expertCount: 5, k: 3, normalize: true, scale: 2)
+        }
+        #expect(normed.experts == plain.experts)
+        for t in 0..<2 {
+            let sum = normed.weights[(t * 3)..<(t * 3 + 3)].reduce(0, +)
+            #expect(abs(sum - 2) < 1e-6)
+        }
+        let e1: Double = exp(1), e2: Double = exp(2)
+        #expect(abs(Double(normed.weights[2]) - 2 * e1 / (2 * e2 + e1)) < 1e-6)
+    }
+
+    @Test("a stacked expert tensor that disagrees with expert_count is a typed shape error")
+    func rejectsWrongExpertCount() throws {
+        let (gguf, _) = try Self.fixture("qwen2moe")
+        var w = GGUFWriter()
+        for key in gguf.metadataKeys {
+            guard let value = gguf.metadata[key] else { continue }
+            w.set(key, key == "qwen2moe.expert_count" ? .uint32(5) : value)
+        }
+        for t in gguf.tensors {
+            w.tensors.append(.init(name: t.name, type: t.type, shape: t.shape,
+                                   bytes: Array(UnsafeRawBufferPointer(start: t.data, count: t.byteCount))))
+        }
+        let broken = try GGUFFile(file: MappedFile(copying: w.serialize()))
+        #expect(throws: ModelError.shapeMismatch(tensor: "blk.0.ffn_gate_exps.weight", expected: [32, 24, 5], found: [32, 24, 6])) {
+            _ = try ModelRegistry.load(broken)
+        }
+    }
+}
