@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import SparrowFormats
 import SparrowKernels
+import SparrowEngine
+import SparrowSampling
 @testable import SparrowModels
 
 /// Tier 2 for the sparse Qwen architectures: tiny random-weight qwen2moe / qwen3moe models
@@ -141,5 +143,44 @@ struct MoETests {
         #expect(throws: ModelError.shapeMismatch(tensor: "blk.0.ffn_gate_exps.weight", expected: [32, 24, 5], found: [32, 24, 6])) {
             _ = try ModelRegistry.load(broken)
         }
+    }
+}
+
+/// Tier 3 for the sparse code path on real weights: Qwen2.5-Coder-0.5B's dense FFN re-cut into
+/// 4 experts (all active, uniform routing, down projections scaled so the sum is the dense FFN;
+/// see scripts/moe_recut.py) must generate the dense model's greedy tokens exactly.
+/// Runs when SPARROW_MOE_RECUT names the re-cut GGUF (scripts/test makes it when
+/// SPARROW_TEST_MODELS=1); the dense model is the pulled `qwen2.5-coder-0.5b`.
+@Suite("Dense model re-cut into experts", .serialized)
+struct MoERecutTests {
+    static var recutPath: String? { ProcessInfo.processInfo.environment["SPARROW_MOE_RECUT"] }
+
+    @Test("a qwen2moe re-cut of Qwen2.5-Coder-0.5B generates the dense model's greedy tokens",
+          .enabled(if: recutPath != nil))
+    func greedyEqualsDense() throws {
+        let recutPath = try #require(Self.recutPath)
+        let dense = try Engine(path: try ModelStore().resolve("qwen2.5-coder-0.5b", pullIfMissing: false), contextLength: 256)
+        let recut = try ModelRegistry.load(try GGUFFile(path: recutPath))
+        let moe = try #require(recut as? MoETransformer)
+        #expect(moe.moe.expertUsedCount == moe.moe.expertCount && moe.moe.expertCount > 1)
+        let prompts = ["def fibonacci(n):", "// Swift: sort an array of strings by length\n",
+                       "The capital of France is"]
+        var worstFirstStep: Float = 0
+        for prompt in prompts {
+            let tokens = dense.tokenize(prompt)
+            let dc = dense.model.makeCache(capacity: 256), mc = recut.makeCache(capacity: 256)
+            var dl = try dense.model.forward(tokens, cache: dc, allLogits: false)
+            var ml = try recut.forward(tokens, cache: mc, allLogits: false)
+            worstFirstStep = max(worstFirstStep, zip(dl, ml).map { abs($0 - $1) }.max() ?? 0)
+            var denseTokens: [Int32] = [], recutTokens: [Int32] = []
+            for _ in 0..<32 {
+                let a = Sampler.argmax(dl), b = Sampler.argmax(ml)
+                denseTokens.append(a); recutTokens.append(b)
+                dl = try dense.model.forward([a], cache: dc, allLogits: false)
+                ml = try recut.forward([b], cache: mc, allLogits: false)
+            }
+            #expect(recutTokens == denseTokens, "prompt \(prompt.debugDescription)")
+        }
+        print("re-cut vs dense: max |Δlogit| on the first step \(worstFirstStep)")
     }
 }
