@@ -10,7 +10,8 @@ For each architecture (qwen2moe, qwen3moe) this script
      a placeholder SentencePiece vocabulary so llama.cpp can load the file),
   4. records llama.cpp's logits on that GGUF (llama-cpp-python, F32 KV cache, no flash
      attention),
-and writes Tests/SparrowModelsTests/Fixtures/moe/<arch>.gguf and <arch>.json.
+and writes Tests/SparrowModelsTests/Fixtures/moe/<arch>.gguf and <arch>.json, and the same
+weights as a Hugging Face checkpoint in <arch>-hf/ (qwen2moe sharded with an index).
 
 The JSON holds the config, the tokens, the logits of every position from both references,
 and the smallest top-k routing margin seen (so a reader knows routing is not decided by a
@@ -24,6 +25,7 @@ Tokenizers are not needed: the models are fed token ids.
 
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -220,6 +222,14 @@ def main():
         )
         with open(os.path.join(OUT_DIR, f"{arch}.json"), "w") as f:
             json.dump(fixture, f)
+        # The same weights as a Hugging Face checkpoint (config.json + safetensors, per-expert
+        # tensor names as on the Hub): qwen2moe sharded with an index, qwen3moe as one file.
+        hf_dir = os.path.join(OUT_DIR, f"{arch}-hf")
+        shutil.rmtree(hf_dir, ignore_errors=True)
+        model.save_pretrained(hf_dir, max_shard_size="100KB" if arch == "qwen2moe" else "10MB")
+        for extra in ("generation_config.json",):
+            if os.path.exists(os.path.join(hf_dir, extra)):
+                os.remove(os.path.join(hf_dir, extra))
 
 
 if __name__ == "__main__":

@@ -127,6 +127,50 @@ struct MoETests {
         #expect(abs(Double(normed.weights[2]) - 2 * e1 / (2 * e2 + e1)) < 1e-6)
     }
 
+    @Test("the Hugging Face checkpoints of the tiny models hold the same tensors as their GGUF files", arguments: architectures)
+    func huggingFaceCheckpoint(arch: String) throws {
+        let (gguf, _) = try Self.fixture(arch)
+        let dir = try #require(Bundle.module.url(forResource: "Fixtures/moe/\(arch)-hf", withExtension: nil))
+        let ckpt = try SafetensorsCheckpoint(path: dir.path)
+        #expect(ckpt.shards.count == (arch == "qwen2moe" ? 3 : 1))  // qwen2moe is sharded with an index
+        let layers = try #require(gguf.metadata["\(arch).block_count"]?.intValue)
+        let experts = try #require(gguf.metadata["\(arch).expert_count"]?.intValue)
+        // GGUF name → HF name(s); a stacked expert tensor is the HF experts' tensors in order.
+        var map: [String: [String]] = ["token_embd.weight": ["model.embed_tokens.weight"],
+                                       "output_norm.weight": ["model.norm.weight"], "output.weight": ["lm_head.weight"]]
+        for i in 0..<layers {
+            let b = "blk.\(i).", p = "model.layers.\(i)."
+            map[b + "attn_norm.weight"] = [p + "input_layernorm.weight"]
+            map[b + "ffn_norm.weight"] = [p + "post_attention_layernorm.weight"]
+            for (g, h) in [("attn_q", "q_proj"), ("attn_k", "k_proj"), ("attn_v", "v_proj"), ("attn_output", "o_proj")] {
+                map[b + g + ".weight"] = [p + "self_attn.\(h).weight"]
+                map[b + g + ".bias"] = [p + "self_attn.\(h).bias"]
+            }
+            map[b + "attn_q_norm.weight"] = [p + "self_attn.q_norm.weight"]
+            map[b + "attn_k_norm.weight"] = [p + "self_attn.k_norm.weight"]
+            map[b + "ffn_gate_inp.weight"] = [p + "mlp.gate.weight"]
+            for (g, h) in [("gate", "gate_proj"), ("up", "up_proj"), ("down", "down_proj")] {
+                map[b + "ffn_\(g)_exps.weight"] = (0..<experts).map { p + "mlp.experts.\($0).\(h).weight" }
+                map[b + "ffn_\(g)_shexp.weight"] = [p + "mlp.shared_expert.\(h).weight"]
+            }
+            map[b + "ffn_gate_inp_shexp.weight"] = [p + "mlp.shared_expert_gate.weight"]
+        }
+        var used = Set<String>()
+        for t in gguf.tensors {
+            let names = try #require(map[t.name], "no HF name for \(t.name)")
+            var bytes: [UInt8] = []
+            for name in names {
+                let h = try #require(ckpt.tensorsByName[name], "\(name) missing from the checkpoint")
+                #expect(h.type == .f32)
+                bytes += Array(UnsafeRawBufferPointer(start: h.data, count: h.byteCount))
+                used.insert(name)
+            }
+            #expect(bytes == Array(UnsafeRawBufferPointer(start: t.data, count: t.byteCount)), "\(t.name)")
+        }
+        // Tied embeddings: the HF file may also store lm_head; everything else must have been used.
+        #expect(Set(ckpt.tensorsByName.keys).subtracting(used).subtracting(["lm_head.weight"]).isEmpty)
+    }
+
     @Test("a stacked expert tensor that disagrees with expert_count is a typed shape error")
     func rejectsWrongExpertCount() throws {
         let (gguf, _) = try Self.fixture("qwen2moe")
