@@ -11,7 +11,8 @@ For each architecture (qwen2moe, qwen3moe) this script
   4. records llama.cpp's logits on that GGUF (llama-cpp-python, F32 KV cache, no flash
      attention),
 and writes Tests/SparrowModelsTests/Fixtures/moe/<arch>.gguf and <arch>.json, and the same
-weights as a Hugging Face checkpoint in <arch>-hf/ (qwen2moe sharded with an index).
+weights as a Hugging Face checkpoint in <arch>-hf/ (qwen2moe sharded with an index), and
+llama.cpp's Q8_0 quantization of the GGUF as <arch>-q8_0.gguf.
 
 The JSON holds the config, the tokens, the logits of every position from both references,
 and the smallest top-k routing margin seen (so a reader knows routing is not decided by a
@@ -188,6 +189,18 @@ def llama_cpp_logits(path: str, tokens, vocab: int):
     return np.array(llm.scores[: len(tokens), :vocab], dtype=np.float32)
 
 
+def llama_cpp_quantize(src: str, dst: str, ftype: int):
+    """llama.cpp's llama-quantize (llama_model_quantize) of src into dst."""
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = 1
+    rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), params)
+    if rc != 0:
+        sys.exit(f"llama_model_quantize({src}) failed: {rc}")
+
+
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     for arch, cfg in CONFIGS.items():
@@ -204,6 +217,9 @@ def main():
         gguf_path = os.path.join(OUT_DIR, f"{arch}.gguf")
         write_gguf(arch, model, gguf_path)
         lc = llama_cpp_logits(gguf_path, TOKENS, cfg["vocab_size"])
+        # llama.cpp's Q8_0 quantization of the same file, for `sparrow quantize` to match byte for byte.
+        import llama_cpp
+        llama_cpp_quantize(gguf_path, os.path.join(OUT_DIR, f"{arch}-q8_0.gguf"), llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0)
         scale = float(np.abs(hf).max())
         rel = float(np.abs(lc - hf).max()) / scale
         print(f"{arch}: llama.cpp vs transformers max|Δ|/max|ref| = {rel:.3e}, routing margin {margin:.3e}, "

@@ -205,18 +205,51 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
 
 // MARK: - JSON (the subset safetensors headers and index files use, which is all of JSON)
 
-/// A parsed JSON value. Objects keep their key order; integers stay exact.
-enum JSONValue {
-    case object([(String, JSONValue)])
-    case array([JSONValue])
+/// A parsed JSON value (safetensors headers, index files, Hugging Face `config.json`).
+/// Objects keep their key order; integers stay exact.
+public enum ParsedJSON: Sendable {
+    case object([(String, ParsedJSON)])
+    case array([ParsedJSON])
     case string(String)
     case integer(Int)
     case number(Double)
     case bool(Bool)
     case null
 
+    /// Parses one JSON document (RFC 8259; whitespace may follow it).
+    public static func parse(_ bytes: UnsafeRawBufferPointer) throws(FormatError) -> ParsedJSON {
+        var parser = JSONParser(bytes, baseOffset: 0)
+        return try parser.parseDocument()
+    }
+
+    /// The value of `key` when this is an object (the first occurrence), else nil.
+    public subscript(key: String) -> ParsedJSON? {
+        guard case let .object(entries) = self else { return nil }
+        return entries.first { $0.0 == key }?.1
+    }
+
+    public var intValue: Int? {
+        switch self {
+        case let .integer(n): return n
+        case let .number(d): return d == d.rounded() && abs(d) < 9e15 ? Int(d) : nil
+        default: return nil
+        }
+    }
+
+    public var doubleValue: Double? {
+        switch self {
+        case let .integer(n): return Double(n)
+        case let .number(d): return d
+        default: return nil
+        }
+    }
+
+    public var stringValue: String? { if case let .string(s) = self { return s } else { return nil } }
+    public var boolValue: Bool? { if case let .bool(b) = self { return b } else { return nil } }
+    public var arrayValue: [ParsedJSON]? { if case let .array(a) = self { return a } else { return nil } }
+
     /// Scalars as text (for metadata maps); nil-like values as "".
-    var text: String {
+    public var text: String {
         switch self {
         case let .string(s): return s
         case let .integer(n): return String(n)
@@ -241,7 +274,7 @@ struct JSONParser {
     }
 
     /// One value followed only by whitespace (safetensors pads headers with spaces).
-    mutating func parseDocument() throws(FormatError) -> JSONValue {
+    mutating func parseDocument() throws(FormatError) -> ParsedJSON {
         let v = try value()
         skipSpace()
         guard i == bytes.count else { throw error("trailing bytes after the JSON value") }
@@ -263,7 +296,7 @@ struct JSONParser {
         }
     }
 
-    private mutating func value() throws(FormatError) -> JSONValue {
+    private mutating func value() throws(FormatError) -> ParsedJSON {
         skipSpace()
         guard i < bytes.count else { throw error("unexpected end") }
         depth += 1
@@ -272,7 +305,7 @@ struct JSONParser {
         switch bytes[i] {
         case UInt8(ascii: "{"):
             i += 1
-            var entries: [(String, JSONValue)] = []
+            var entries: [(String, ParsedJSON)] = []
             skipSpace()
             if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(entries) }
             while true {
@@ -289,7 +322,7 @@ struct JSONParser {
             }
         case UInt8(ascii: "["):
             i += 1
-            var items: [JSONValue] = []
+            var items: [ParsedJSON] = []
             skipSpace()
             if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
             while true {
@@ -308,7 +341,7 @@ struct JSONParser {
         }
     }
 
-    private mutating func number() throws(FormatError) -> JSONValue {
+    private mutating func number() throws(FormatError) -> ParsedJSON {
         let start = i
         if i < bytes.count, bytes[i] == UInt8(ascii: "-") { i += 1 }
         var isInteger = true
