@@ -80,8 +80,42 @@ struct MoEConversionTests {
     @Test("types without an encoder are refused by name")
     func unsupportedTarget() throws {
         let source = GGUFConversion.source(try GGUFFile(path: try Self.fixture("qwen2moe", "gguf")))
-        #expect(throws: ModelError.invalidConfig("--type Q4_K is not supported (supported: BF16, F16, F32, Q8_0)")) {
-            try GGUFConversion.write(path: Self.temporaryPath("never.gguf"), metadata: source.metadata, tensors: source.tensors, target: .q4_K)
+        #expect(throws: ModelError.invalidConfig("--type Q4_1 is not supported (supported: BF16, F16, F32, Q4_K, Q5_0, Q6_K, Q8_0)")) {
+            try GGUFConversion.write(path: Self.temporaryPath("never.gguf"), metadata: source.metadata, tensors: source.tensors, target: .q4_1)
         }
+    }
+
+    /// SplitMix64 values as scripts/make_quantize_fixtures.py draws them (exact in f32).
+    static func splitMixValues(seed: UInt64, count: Int) -> [Float] {
+        var state = seed
+        return (0..<count).map { _ in
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            return Float(z >> 40) / Float(1 << 24) * 2 - 1
+        }
+    }
+
+    @Test("Q4_K, Q6_K, Q5_0 and Q8_0 encoders give llama.cpp's Q4_K_M file byte for byte")
+    func kQuantEncodersMatchLlamaCpp() throws {
+        let theirs = try GGUFFile(path: try Self.fixture("../quantize/q4_k_m", "gguf"))
+        let names = theirs.tensors.map(\.name).sorted()
+        var seen = Set<GGMLType>()
+        for (i, name) in names.enumerated() {
+            let t = try #require(theirs.tensorsByName[name])
+            var values = Self.splitMixValues(seed: 1000 + UInt64(i), count: t.elementCount)
+            if name.hasSuffix("norm.weight") { values = values.map { 1 + $0 / 8 } }
+            let bytes = values.withUnsafeBytes { Array($0) }
+            let planned = try bytes.withUnsafeBytes { raw in
+                let source = SourceTensor(name: name, shape: t.shape, type: .f32, parts: [raw], owner: theirs)
+                return try GGUFConversion.convert(.init(source: source, type: t.type, note: nil))
+            }
+            let same = planned.count == t.byteCount && planned.withUnsafeBytes { memcmp($0.baseAddress!, t.data, t.byteCount) == 0 }
+            #expect(same, "\(name) as \(t.type) differs from llama.cpp's")
+            seen.insert(t.type)
+        }
+        #expect(seen == [.q4_K, .q6_K, .q5_0, .q8_0, .f32])
     }
 }

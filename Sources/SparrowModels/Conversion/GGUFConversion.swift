@@ -11,10 +11,17 @@ import SparrowKernels
 public enum GGUFConversion {
     /// Output types `sparrow quantize --type` accepts (the quantizers Sparrow has, each
     /// bit-exact with ggml's reference `quantize_row_*_ref`).
-    public static let targets: [String: GGMLType] = ["F32": .f32, "F16": .f16, "BF16": .bf16, "Q8_0": .q8_0]
+    /// Every convertible tensor gets the requested type; llama.cpp's mixtures (Q4_K_M's Q6_K
+    /// for attn_v, ffn_down and output, ...) are not reproduced yet.
+    public static let targets: [String: GGMLType] = ["F32": .f32, "F16": .f16, "BF16": .bf16, "Q8_0": .q8_0,
+                                                     "Q5_0": .q5_0, "Q4_K": .q4_K, "Q6_K": .q6_K]
 
-    /// llama.cpp's `general.file_type` (`enum llama_ftype`) for each target.
-    static let fileTypes: [GGMLType: UInt32] = [.f32: 0, .f16: 1, .q8_0: 7, .bf16: 32]
+    /// llama.cpp's `general.file_type` (`enum llama_ftype`) for each target (Q4_K and Q6_K
+    /// as the closest ftypes, Q4_K_S and Q6_K).
+    static let fileTypes: [GGMLType: UInt32] = [.f32: 0, .f16: 1, .q8_0: 7, .q5_0: 8, .q4_K: 14, .q6_K: 18, .bf16: 32]
+
+    /// llama.cpp's `tensor_type_fallback` for rows a 256-element block does not divide.
+    static let fallbacks: [GGMLType: GGMLType] = [.q4_K: .q5_0, .q6_K: .q8_0]
 
     /// One planned tensor: where it comes from and the type it is written as.
     public struct Planned: Sendable {
@@ -40,11 +47,13 @@ public enum GGUFConversion {
         return (metadata, tensors)
     }
 
-    /// Chooses each tensor's output type as llama.cpp does for a plain `--type`:
+    /// Chooses each tensor's output type as llama.cpp does for a plain `--type` (without its
+    /// per-tensor mixtures):
     /// only 2-D and 3-D tensors whose name ends in "weight" are converted, except norms and the
     /// MoE router (`ffn_gate_inp`, kept exact for routing); the rest become F32 (or stay as
     /// they are if not a float type). A row length the target's block does not divide falls
-    /// back to F16, as llama.cpp's `tensor_type_fallback` does for 32-element blocks.
+    /// back as llama.cpp's `tensor_type_fallback` does: Q4_K → Q5_0, Q6_K → Q8_0, otherwise
+    /// (or if that does not fit either) F16.
     public static func plan(_ tensors: [SourceTensor], target: GGMLType) -> [Planned] {
         tensors.map { t in
             let convertible = t.shape.count >= 2 && t.name.hasSuffix("weight") && !t.name.contains("_norm.weight")
@@ -53,9 +62,11 @@ public enum GGUFConversion {
                 let floatSource: Set<GGMLType> = [.f32, .f16, .bf16]
                 return Planned(source: t, type: floatSource.contains(t.type) ? .f32 : t.type, note: nil)
             }
-            if t.shape[0] % target.blockSize != 0 {
-                return Planned(source: t, type: .f16,
-                               note: "row length \(t.shape[0]) not divisible by \(target)'s block of \(target.blockSize): F16")
+            let cols = t.shape[0]
+            if cols % target.blockSize != 0 {
+                let fallback = fallbacks[target].flatMap { cols % $0.blockSize == 0 ? $0 : nil } ?? .f16
+                return Planned(source: t, type: fallback,
+                               note: "row length \(cols) not divisible by \(target)'s block of \(target.blockSize): \(fallback)")
             }
             return Planned(source: t, type: target, note: nil)
         }
@@ -172,6 +183,9 @@ public enum GGUFConversion {
                     case .f16: HalfRows.toF16(row.pointer, count: cols, into: o)
                     case .bf16: HalfRows.toBF16(row.pointer, count: cols, into: o)
                     case .q8_0: QuantKernels.quantizeRowQ8_0(row.pointer, count: cols, into: o)
+                    case .q5_0: WeightQuantizer.quantizeRowQ5_0(row.pointer, count: cols, into: o)
+                    case .q4_K: WeightQuantizer.quantizeRowQ4_K(row.pointer, count: cols, into: o)
+                    case .q6_K: WeightQuantizer.quantizeRowQ6_K(row.pointer, count: cols, into: o)
                     default:
                         failure = .invalidConfig("no encoder for \(p.type) (tensor \(src.name))")
                         return
