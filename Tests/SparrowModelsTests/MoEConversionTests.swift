@@ -100,7 +100,7 @@ struct MoEConversionTests {
 
     @Test("Q4_K, Q6_K, Q5_0 and Q8_0 encoders give llama.cpp's Q4_K_M file byte for byte")
     func kQuantEncodersMatchLlamaCpp() throws {
-        let theirs = try GGUFFile(path: try Self.fixture("../quantize/q4_k_m", "gguf"))
+        let theirs = try GGUFFile(path: try #require(Bundle.module.url(forResource: "Fixtures/quantize/q4_k_m", withExtension: "gguf")).path)
         let names = theirs.tensors.map(\.name).sorted()
         var seen = Set<GGMLType>()
         for (i, name) in names.enumerated() {

@@ -1,40 +1,26 @@
 import SparrowFormats
 import SparrowKernels
 
-/// The feed-forward half of a decoder layer: a dense SwiGLU MLP or a mixture of experts.
-public enum FeedForward: Sendable {
-    case dense(GatedMLP)
-    case sparse(MoEBlock)
-
-    /// - x: [n, d] f32 (normalised input); out: [n, d] f32
-    func forward(_ x: UnsafePointer<Float>, n: Int, out: UnsafeMutablePointer<Float>) {
-        switch self {
-        case let .dense(mlp): mlp.forward(x, n: n, out: out)
-        case let .sparse(moe): moe.forward(x, n: n, out: out)
-        }
-    }
-}
-
-/// One pre-norm decoder layer whose feed-forward may be sparse:
-/// x += attn(norm(x)); x += ffn(norm(x)).
+/// One pre-norm decoder layer with a mixture-of-experts feed-forward:
+/// x += attn(norm(x)); x += moe(norm(x)).
 public struct SparseDecoderLayer: Sendable {
     public let attentionNorm: FloatBuffer  // [d]
     public let attention: AttentionBlock
     public let ffnNorm: FloatBuffer        // [d]
-    public let ffn: FeedForward
+    public let moe: MoEBlock
 
-    public init(attentionNorm: FloatBuffer, attention: AttentionBlock, ffnNorm: FloatBuffer, ffn: FeedForward) {
+    public init(attentionNorm: FloatBuffer, attention: AttentionBlock, ffnNorm: FloatBuffer, moe: MoEBlock) {
         self.attentionNorm = attentionNorm
         self.attention = attention
         self.ffnNorm = ffnNorm
-        self.ffn = ffn
+        self.moe = moe
     }
 }
 
 /// The decoder body of the sparse Qwen models (qwen2moe, qwen3moe): embedding, layers of
 /// attention + mixture-of-experts, final norm, output projection (tied to the embedding when
-/// the file has no `output.weight`). The layer loop is DenseTransformer's with the
-/// feed-forward generalised to `FeedForward`.
+/// the file has no `output.weight`). The layer loop is DenseTransformer's with `MoEBlock` in
+/// place of `GatedMLP`.
 public final class MoETransformer: LanguageModel, @unchecked Sendable {
     public let config: TransformerConfig
     public let moe: MoEConfig
@@ -85,7 +71,7 @@ public final class MoETransformer: LanguageModel, @unchecked Sendable {
                 attentionNorm: try w.vector(p + "attn_norm.weight", count: d),
                 attention: try attention(w, i, rope),
                 ffnNorm: try w.vector(p + "ffn_norm.weight", count: d),
-                ffn: .sparse(block)))
+                moe: block))
         }
         let embedding = try w.matrix("token_embd.weight", rows: c.vocabularySize, cols: d)
         return MoETransformer(config: c, moe: m, embedding: embedding, layers: layers,
@@ -118,7 +104,7 @@ public final class MoETransformer: LanguageModel, @unchecked Sendable {
                                         cache: cache, layer: l, out: y.pointer)
                 Ops.addInPlace(x.pointer, y.pointer, count: n * d)
                 Ops.rmsNorm(x.pointer, weight: layer.ffnNorm.pointer, out: h.pointer, rows: n, n: d, eps: config.rmsEpsilon)
-                layer.ffn.forward(h.pointer, n: n, out: y.pointer)
+                layer.moe.forward(h.pointer, n: n, out: y.pointer)
                 Ops.addInPlace(x.pointer, y.pointer, count: n * d)
             }
         }
