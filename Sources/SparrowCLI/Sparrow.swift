@@ -8,7 +8,7 @@ struct Sparrow: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sparrow",
         abstract: "Run small and sparse open-weight models on the CPU.",
-        subcommands: [Run.self, Chat.self, Pull.self, Inspect.self, Tokenize.self, Render.self, Bench.self])
+        subcommands: [Run.self, Chat.self, Pull.self, Inspect.self, Tokenize.self, Render.self, Bench.self, Quantize.self])
 }
 
 /// Options shared by the commands that load a model.

@@ -33,6 +33,8 @@ public enum ModelRegistry {
         "llama": { gguf throws(ModelError) in try Llama.load(gguf) },
         "qwen2": { gguf throws(ModelError) in try Qwen2.load(gguf) },
         "qwen3": { gguf throws(ModelError) in try Qwen3.load(gguf) },
+        "qwen2moe": { gguf throws(ModelError) in try Qwen2MoE.load(gguf) },
+        "qwen3moe": { gguf throws(ModelError) in try Qwen3MoE.load(gguf) },
     ]
 
     /// Loads the model a GGUF file describes.

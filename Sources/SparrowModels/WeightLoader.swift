@@ -42,3 +42,28 @@ public struct WeightLoader {
         has(name) ? try vector(name, count: count) : nil
     }
 }
+
+extension WeightLoader {
+    /// The `count` matrices of a stacked-experts tensor (GGUF shape [cols, rows, count], e.g.
+    /// `ffn_gate_exps` [d, ffExp, nExperts]), each a view of its slice of the mapping; no copy.
+    public func experts(_ name: String, count: Int, rows: Int, cols: Int) throws(ModelError) -> [WeightMatrix] {
+        guard let t = gguf.tensorsByName[name] else { throw .missingTensor(name) }
+        guard t.shape == [cols, rows, count] else {
+            throw .shapeMismatch(tensor: name, expected: [cols, rows, count], found: t.shape)
+        }
+        guard let rowBytes = t.type.rowBytes(cols) else {
+            throw .format(.badTensor(tensor: name, reason: "row length \(cols) is not a multiple of the \(t.type) block size \(t.type.blockSize)"))
+        }
+        var out: [WeightMatrix] = []
+        out.reserveCapacity(count)
+        for e in 0..<count {
+            do {
+                out.append(try WeightMatrix(name: "\(name)[\(e)]", type: t.type, rows: rows, cols: cols,
+                                            data: t.data + e * rows * rowBytes, owner: gguf))
+            } catch {
+                throw .format(error)
+            }
+        }
+        return out
+    }
+}
