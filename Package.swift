@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Module map: ../shared/ARCHITECTURE.md. Dependencies point one way:
-// CLI → Engine → {Models, Sampling, Tokenizer} → Kernels → Formats.
+// CLI → Server → Engine → {Models, Sampling, Tokenizer} → Kernels → Formats.
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
 let package = Package(
@@ -11,9 +11,11 @@ let package = Package(
     products: [
         .executable(name: "sparrow", targets: ["SparrowCLI"]),
         .library(name: "SparrowEngine", targets: ["SparrowEngine"]),
+        .library(name: "SparrowServer", targets: ["SparrowServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         .target(name: "SparrowFormats", swiftSettings: optimize),
@@ -28,14 +30,22 @@ let package = Package(
             name: "SparrowEngine",
             dependencies: ["SparrowFormats", "SparrowKernels", "SparrowTokenizer", "SparrowSampling", "SparrowModels"],
             swiftSettings: optimize),
+        .target(
+            name: "SparrowServer",
+            dependencies: ["SparrowEngine", "SparrowSampling", "SparrowTokenizer", "SparrowModels",
+                           .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: optimize),
         .executableTarget(
             name: "SparrowCLI",
-            dependencies: ["SparrowEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["SparrowEngine", "SparrowServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimize),
         .testTarget(name: "SparrowFormatsTests", dependencies: ["SparrowFormats", "SparrowKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels", "SparrowFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowTokenizerTests", dependencies: ["SparrowTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowTemplateTests", dependencies: ["SparrowTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowModelsTests", dependencies: ["SparrowEngine", "SparrowSampling"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "SparrowServerTests",
+            dependencies: ["SparrowServer", "SparrowEngine", "SparrowSampling"]),
     ]
 )
