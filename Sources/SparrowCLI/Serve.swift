@@ -49,9 +49,9 @@ struct Serve: AsyncParsableCommand {
             template = String(decoding: data, as: UTF8.self)
         }
         let server = try SparrowServer(engine: engine, configuration: config, templateSource: template)
-        let name = config.modelName, auth = keys.isEmpty ? "no API key" : "API key required"
+        let name = config.modelName, host = config.host, auth = keys.isEmpty ? "no API key" : "API key required"
         let app = server.buildApplication { port in
-            writeStderr("sparrow serve: \(name) on http://\(config.host):\(port) (\(auth))\n")
+            writeStderr("sparrow serve: \(name) on http://\(host):\(port) (\(auth))\n")
         }
         try await app.runService()
         // SIGINT/SIGTERM stopped the listener; let running generations finish.

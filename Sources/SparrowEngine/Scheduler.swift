@@ -201,32 +201,32 @@ public final class Scheduler: @unchecked Sendable {
     /// One forward pass over every active sequence, then sampling for those past their prompt.
     private func step() {
         var budget = configuration.prefillChunk
-        var batch: [(Job, [Int32])] = []
+        var batch: [(job: Job, slot: Slot, tokens: [Int32])] = []
         // Decoding sequences first (one token each), then prompt chunks within the budget.
         for seq in active where seq.decoding {
-            batch.append((seq, seq.feed))
+            if let slot = seq.slot { batch.append((seq, slot, seq.feed)) }
         }
         for seq in active where !seq.decoding {
+            guard let slot = seq.slot else { continue }
             let n = min(seq.feed.count, budget)
             if n == 0 && !batch.isEmpty { continue }
             let take = max(n, 1)
-            batch.append((seq, Array(seq.feed[..<take])))
+            batch.append((seq, slot, Array(seq.feed[..<take])))
             budget -= take
         }
         let logits: [[Float]]
         do {
-            logits = try engine.model.forwardBatch(batch.map { BatchSequence(tokens: $0.1, cache: $0.0.slot!.cache) })
+            logits = try engine.model.forwardBatch(batch.map { BatchSequence(tokens: $0.tokens, cache: $0.slot.cache) })
         } catch {
-            for (seq, _) in batch {
-                seq.slot?.cache.truncate(to: 0)
-                seq.slot?.tokens = []
+            for (seq, slot, _) in batch {
+                slot.cache.truncate(to: 0)
+                slot.tokens = []
                 end(seq, .failed(.model(error)))
             }
             return
         }
         var generated = 0
-        for ((seq, fed), l) in zip(batch, logits) {
-            guard let slot = seq.slot else { continue }
+        for ((seq, slot, fed), l) in zip(batch, logits) {
             slot.tokens += fed
             seq.feed.removeFirst(fed.count)
             guard seq.feed.isEmpty else { continue }  // still prefilling: these logits are not needed
@@ -347,8 +347,9 @@ private final class Job {
         self.id = id
         self.job = job
         self.continuation = continuation
-        submitted = monotonicSeconds()
-        deadline = job.timeout.map { submitted + $0 }
+        let start = monotonicSeconds()
+        submitted = start
+        deadline = job.timeout.map { start + $0 }
         sampler = Sampler(job.parameters.sampling)
         text = TextStream(tokenizer: tokenizer, stop: job.parameters.stop)
     }

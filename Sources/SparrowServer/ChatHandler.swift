@@ -31,20 +31,20 @@ extension SparrowServer {
                               logprobs: chat.topLogprobs != nil)
         let events = Self.merge(handles)
         if chat.stream {
+            let includeUsage = chat.includeUsage
             return sseResponse(events: events, handles: handles) { [metrics] event in
-                reply.streamChunks(for: event, includeUsage: chat.includeUsage, metrics: metrics)
+                reply.streamChunks(for: event, includeUsage: includeUsage, metrics: metrics)
             }
         }
-        var state = reply
         for await (i, event) in events {
             if case let .failed(e) = event { for h in handles { h.cancel() }; throw APIError.from(e) }
             if case let .finished(s) = event, i == 0, let t = s.timeToFirstToken { metrics.observeTimeToFirstToken(t) }
-            state.absorb(choice: i, event: event)
+            reply.absorb(choice: i, event: event)
         }
-        guard state.allFinished else {
+        guard reply.allFinished else {
             throw APIError(status: .serviceUnavailable, message: "generation was cancelled", type: "server_error", code: "cancelled")
         }
-        return jsonResponse(state.completionJSON())
+        return jsonResponse(reply.completionJSON())
     }
 
     /// What the reply must start with for `tool_choice` required or named.

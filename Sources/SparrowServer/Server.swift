@@ -1,6 +1,5 @@
 import Foundation
 import Hummingbird
-import Logging
 import SparrowEngine
 import SparrowTokenizer
 
@@ -33,8 +32,8 @@ public final class SparrowServer: Sendable {
     }
 
     /// The HTTP application: routes, API-key check, error rendering, request metrics.
-    public func buildApplication(logger: Logger? = nil,
-                                 onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+    /// Logging follows Hummingbird's default logger (`LOG_LEVEL=debug` for more).
+    public func buildApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Router()
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
         router.add(middleware: APIKeyMiddleware(keys: configuration.apiKeys))
@@ -61,13 +60,10 @@ public final class SparrowServer: Sendable {
         router.post("/v1/completions") { [self] request, context -> Response in
             try await completions(request: request, context: context)
         }
-        var log = logger ?? Logger(label: "sparrow.server")
-        if logger == nil { log.logLevel = .notice }
         return Application(
             router: router,
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "sparrow"),
-            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
-            logger: log)
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) })
     }
 
     var modelObject: JSONValue {
