@@ -247,7 +247,16 @@ public final class Scheduler: @unchecked Sendable {
             finishNormally(seq, .length)
             return false
         }
-        let token = seq.sampler.sample(logits)
+        var token: Int32
+        if var c = seq.constraint, c.isActive {
+            var masked = logits
+            c.mask(&masked)
+            token = seq.sampler.sample(masked)
+            c.accept(token)
+            seq.constraint = c
+        } else {
+            token = seq.sampler.sample(logits)
+        }
         if engine.tokenizer.endOfGenerationTokens.contains(token) && !p.ignoreEndOfGeneration {
             finishNormally(seq, .stop)
             return false
@@ -334,6 +343,7 @@ private final class Job {
     let deadline: Double?
     var sampler: Sampler
     var text: TextStream
+    var constraint: (any TokenConstraint)?
     var slot: Slot?
     /// Tokens to run next: the rest of the prompt, or the token sampled last.
     var feed: [Int32] = []
@@ -352,6 +362,7 @@ private final class Job {
         deadline = job.timeout.map { start + $0 }
         sampler = Sampler(job.parameters.sampling)
         text = TextStream(tokenizer: tokenizer, stop: job.parameters.stop)
+        constraint = job.constraint?()
     }
 }
 

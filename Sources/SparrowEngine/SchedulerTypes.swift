@@ -52,12 +52,16 @@ public struct GenerationJob: Sendable {
     public var topLogprobs: Int?
     /// Seconds after submission at which the request is abandoned with `.timedOut`; nil = none.
     public var timeout: Double?
+    /// Makes the constraint each sequence of this job samples under (nil = unconstrained).
+    public var constraint: (@Sendable () -> any TokenConstraint)?
 
-    public init(prompt: [Int32], parameters: GenerationParameters, topLogprobs: Int? = nil, timeout: Double? = nil) {
+    public init(prompt: [Int32], parameters: GenerationParameters, topLogprobs: Int? = nil, timeout: Double? = nil,
+                constraint: (@Sendable () -> any TokenConstraint)? = nil) {
         self.prompt = prompt
         self.parameters = parameters
         self.topLogprobs = topLogprobs
         self.timeout = timeout
+        self.constraint = constraint
     }
 }
 

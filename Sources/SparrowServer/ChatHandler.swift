@@ -23,11 +23,18 @@ extension SparrowServer {
         var generation = chat.generation
         if !chat.maxTokensGiven, let d = configuration.defaultMaxTokens { generation.maxTokens = d }
         try checkContext(promptTokens: tokens.count, maxTokens: generation.maxTokens, given: chat.maxTokensGiven)
-        let job = GenerationJob(prompt: tokens, parameters: generation, topLogprobs: chat.topLogprobs, timeout: configuration.requestTimeout)
+        var job = GenerationJob(prompt: tokens, parameters: generation, topLogprobs: chat.topLogprobs, timeout: configuration.requestTimeout)
+        if chat.toolChoice == .required {
+            // The forced opening ends where the name begins: only an offered name (and its closing) may follow.
+            let close = outputFormat.xmlToolCalls ? ">" : "\""
+            let options = chat.toolNames.map { $0 + close }
+            let pieces = self.pieces
+            job.constraint = { ChoiceConstraint(options: options, pieces: pieces) }
+        }
         let handles = try submit(job, n: chat.n)
         let reply = ChatReply(id: Self.newID("chatcmpl-"), created: Self.unixTime, model: configuration.modelName,
                               choices: chat.n, format: outputFormat, startInReasoning: startInReasoning,
-                              parseTools: chat.toolChoice != .none, forced: forced, parallelToolCalls: chat.parallelToolCalls,
+                              parseTools: chat.toolChoice != .none, toolNames: Set(chat.toolNames), forced: forced, parallelToolCalls: chat.parallelToolCalls,
                               logprobs: chat.topLogprobs != nil)
         let events = Self.merge(handles)
         if chat.stream {
@@ -51,7 +58,8 @@ extension SparrowServer {
     func forcedPrefix(_ choice: ToolChoice) -> String {
         switch choice {
         case .none, .auto: return ""
-        case .required: return OutputParser.toolOpen + "\n"
+        // Opening the name as well: small models given only the tag tend to close the reply at once.
+        case .required: return OutputParser.toolOpen + (outputFormat.xmlToolCalls ? "\n<function=" : "\n{\"name\": \"")
         case let .named(name):
             if outputFormat.xmlToolCalls { return OutputParser.toolOpen + "\n<function=\(name)>\n" }
             var quoted = ""
@@ -111,13 +119,13 @@ final class ChatReply: @unchecked Sendable {
     }
 
     init(id: String, created: Int, model: String, choices n: Int, format: OutputFormat, startInReasoning: Bool,
-         parseTools: Bool, forced: String, parallelToolCalls: Bool, logprobs: Bool) {
+         parseTools: Bool, toolNames: Set<String>, forced: String, parallelToolCalls: Bool, logprobs: Bool) {
         self.id = id
         self.created = created
         self.model = model
         self.parallelToolCalls = parallelToolCalls
         self.logprobs = logprobs
-        var parser = OutputParser(format: format, startInReasoning: startInReasoning, parseTools: parseTools)
+        var parser = OutputParser(format: format, startInReasoning: startInReasoning, parseTools: parseTools, toolNames: toolNames)
         _ = parser.feed(forced)
         choices = Array(repeating: ChoiceState(parser: parser), count: n)
     }

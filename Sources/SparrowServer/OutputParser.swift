@@ -35,7 +35,10 @@ struct OutputFormat: Equatable {
 /// until it can be decided. Whitespace right after `</think>` and around tool-call blocks is
 /// layout, not content, and is dropped.
 struct OutputParser {
-    enum State { case content, reasoning, toolCall }
+    /// `bareCall`: the reply began with `{` while tools were offered; held until the end, then
+    /// parsed as `{"name", "arguments"}` object(s) naming offered tools (small Qwen2.5-Coder
+    /// models often drop the `<tool_call>` tags), else released as content.
+    enum State { case content, reasoning, toolCall, bareCall }
     private(set) var state: State
     let format: OutputFormat
     private let parseTools: Bool
@@ -43,6 +46,10 @@ struct OutputParser {
     /// Drop leading whitespace of the next content (after `</think>` or a tool call).
     private var trimLeading = false
     private var toolBody = ""
+    /// Offered tool names (bare-JSON calls must name one of them).
+    private let toolNames: Set<String>
+    /// No content has been released yet (a bare call can only be the whole reply).
+    private var atStart = true
 
     static let thinkOpen = "<think>", thinkClose = "</think>"
     static let toolOpen = "<tool_call>", toolClose = "</tool_call>"
@@ -50,9 +57,10 @@ struct OutputParser {
     /// - startInReasoning: the prompt already opened a `<think>` block.
     /// - parseTools: tools were offered (otherwise `<tool_call>` is plain text).
     /// - prefill: text the server appended to the prompt to force a tool call; parsed as if generated.
-    init(format: OutputFormat, startInReasoning: Bool, parseTools: Bool) {
+    init(format: OutputFormat, startInReasoning: Bool, parseTools: Bool, toolNames: Set<String> = []) {
         self.format = format
         self.parseTools = parseTools && format.toolCalls
+        self.toolNames = toolNames
         state = startInReasoning && format.reasoning ? .reasoning : .content
     }
 
@@ -69,13 +77,18 @@ struct OutputParser {
                     buffer = String(trimmed)
                     trimLeading = false
                 }
+                if atStart && parseTools && !toolNames.isEmpty {
+                    let lead = buffer.drop { $0.isWhitespace }
+                    if lead.isEmpty { return out }
+                    if lead.first == "{" { state = .bareCall; continue }
+                }
                 var tags: [String] = []
                 if format.reasoning { tags.append(Self.thinkOpen) }
                 if parseTools { tags.append(Self.toolOpen) }
                 if let (range, tag) = Self.firstTag(tags, in: buffer) {
                     var before = String(buffer[..<range.lowerBound])
                     if tag == Self.toolOpen { before = String(before.reversed().drop { $0.isWhitespace }.reversed()) }
-                    if !before.isEmpty { out.append(.content(before)) }
+                    if !before.isEmpty { out.append(.content(before)); atStart = false }
                     buffer = String(buffer[range.upperBound...])
                     state = tag == Self.thinkOpen ? .reasoning : .toolCall
                     toolBody = ""
@@ -83,8 +96,10 @@ struct OutputParser {
                 }
                 let keep = Self.partialTagSuffix(tags, of: buffer)
                 let emit = String(buffer.dropLast(keep))
-                if !emit.isEmpty { out.append(.content(emit)) }
+                if !emit.isEmpty { out.append(.content(emit)); atStart = false }
                 buffer = String(buffer.suffix(keep))
+                return out
+            case .bareCall:
                 return out
             case .reasoning:
                 if let r = buffer.range(of: Self.thinkClose) {
@@ -130,6 +145,8 @@ struct OutputParser {
         case .toolCall:
             toolBody += buffer
             out.append(closeToolCall())
+        case .bareCall:
+            out += bareCalls(buffer) ?? [.content(buffer.trimmingWhitespace)]
         }
         buffer = ""
         toolBody = ""
@@ -150,6 +167,17 @@ struct OutputParser {
             }
         }
         return .content(Self.toolOpen + toolBody + Self.toolClose)
+    }
+
+    /// A reply made only of `{"name": TOOL, "arguments": {...}}` objects (one per line), or nil.
+    private func bareCalls(_ text: String) -> [OutputPiece]? {
+        var calls: [OutputPiece] = []
+        for line in text.split(whereSeparator: \.isNewline) where !line.trimmingWhitespace.isEmpty {
+            guard let v = try? JSONValue.parse(String(line)), case let .string(name)? = v["name"], toolNames.contains(name),
+                  let args = v["arguments"] ?? v["parameters"], case .object = args else { return nil }
+            calls.append(.toolCall(name: name, arguments: args.serialized))
+        }
+        return calls.isEmpty ? nil : calls
     }
 
     /// Qwen3-Coder: `<function=NAME>\n<parameter=P>\nVALUE\n</parameter>…</function>`. Values that

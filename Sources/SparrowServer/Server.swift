@@ -15,6 +15,8 @@ public final class SparrowServer: Sendable {
     /// The template's source, to tell which reasoning / tool-call markup the model uses.
     let outputFormat: OutputFormat
     let metrics = ServerMetrics()
+    /// Token bytes for constraints (tool names under `tool_choice: required`).
+    let pieces: TokenPieces
 
     /// - templateSource: a Jinja chat template to use instead of the model file's own.
     public init(engine: Engine, configuration: ServerConfiguration, templateSource: String? = nil) throws(EngineError) {
@@ -28,6 +30,7 @@ public final class SparrowServer: Sendable {
         }
         let source = templateSource ?? engine.gguf.metadata["tokenizer.chat_template"]?.stringValue ?? ""
         outputFormat = OutputFormat(templateSource: source)
+        pieces = TokenPieces(tokenizer: engine.tokenizer)
         scheduler = try Scheduler(engine: engine, configuration: configuration.scheduler)
     }
 

@@ -54,6 +54,25 @@ struct OutputParserTests {
         ])
     }
 
+    @Test("a reply that is only bare call JSON naming an offered tool is a call; other JSON is content", arguments: [1, 7, 100])
+    func bareCalls(step: Int) {
+        func run(_ text: String) -> [OutputPiece] {
+            var p = OutputParser(format: Self.qwen, startInReasoning: false, parseTools: true, toolNames: ["get_weather"])
+            var out: [OutputPiece] = []
+            var i = text.startIndex
+            while i < text.endIndex {
+                let j = text.index(i, offsetBy: step, limitedBy: text.endIndex) ?? text.endIndex
+                out += p.feed(String(text[i..<j]))
+                i = j
+            }
+            return out + p.finish()
+        }
+        #expect(run("\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}")
+                == [.toolCall(name: "get_weather", arguments: "{\"city\":\"Paris\"}")])
+        #expect(run("{\"name\": \"other\", \"arguments\": {}}") == [.content("{\"name\": \"other\", \"arguments\": {}}")])
+        #expect(run("{\"a\": 1} and text") == [.content("{\"a\": 1} and text")])
+    }
+
     @Test("a forced prefix is parsed as if generated")
     func prefill() {
         #expect(parse("{\"city\": \"Oslo\"}}\n</tool_call>", step: 2, prefill: "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": ")

@@ -40,10 +40,14 @@ def test_auto_calls_tool(client, model):
 
 def test_required_forces_a_call(client, model):
     msgs = [{"role": "user", "content": "Hello there!"}]
-    r = client.chat.completions.create(model=model, messages=msgs, tools=[WEATHER], tool_choice="required",
-                                       temperature=0, max_tokens=64)
-    assert r.choices[0].finish_reason == "tool_calls"
-    check_call(r.choices[0].message.tool_calls[0], "get_weather")
+    for tools in ([WEATHER], [TIME, WEATHER]):
+        r = client.chat.completions.create(model=model, messages=msgs, tools=tools, tool_choice="required",
+                                           temperature=0, max_tokens=64)
+        assert r.choices[0].finish_reason == "tool_calls"
+        call = r.choices[0].message.tool_calls[0]
+        # Only an offered name can be generated.
+        check_call(call, call.function.name)
+        assert call.function.name in [t["function"]["name"] for t in tools]
 
 
 def test_named_choice(client, model):
