@@ -30,11 +30,16 @@ let package = Package(
             name: "SparrowEngine",
             dependencies: ["SparrowFormats", "SparrowKernels", "SparrowTokenizer", "SparrowSampling", "SparrowModels"],
             swiftSettings: optimize),
+        // The OpenAI protocol (request validation, reply assembly, output parsing) apart from the
+        // HTTP transport, so its tests build without Hummingbird and SwiftNIO.
+        .target(
+            name: "SparrowAPI", dependencies: ["SparrowEngine", "SparrowSampling", "SparrowTokenizer"],
+            path: "Sources/SparrowServer/API", swiftSettings: optimize),
         .target(
             name: "SparrowServer",
-            dependencies: ["SparrowEngine", "SparrowSampling", "SparrowTokenizer", "SparrowModels",
+            dependencies: ["SparrowAPI", "SparrowEngine", "SparrowTokenizer",
                            .product(name: "Hummingbird", package: "hummingbird")],
-            swiftSettings: optimize),
+            exclude: ["API"], swiftSettings: optimize),
         .executableTarget(
             name: "SparrowCLI",
             dependencies: ["SparrowEngine", "SparrowServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -46,6 +51,6 @@ let package = Package(
         .testTarget(name: "SparrowModelsTests", dependencies: ["SparrowEngine", "SparrowSampling"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "SparrowServerTests",
-            dependencies: ["SparrowServer", "SparrowEngine", "SparrowSampling"]),
+            dependencies: ["SparrowAPI", "SparrowEngine", "SparrowSampling"]),
     ]
 )

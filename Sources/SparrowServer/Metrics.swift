@@ -1,4 +1,5 @@
 import Foundation
+import SparrowAPI
 import SparrowEngine
 
 /// Request counters and latency histograms, rendered in the Prometheus text format at

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import SparrowAPI
 import SparrowEngine
 import SparrowTokenizer
 
@@ -133,9 +134,6 @@ public final class SparrowServer: Sendable {
         return stream
     }
 
-    static func newID(_ prefix: String) -> String {
-        prefix + String((0..<24).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement() ?? "x" })
-    }
 
     static var unixTime: Int { Int(Date().timeIntervalSince1970) }
 }
@@ -177,4 +175,20 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
             throw error
         }
     }
+}
+
+/// OpenAI-shaped errors render themselves as HTTP responses.
+extension APIError: HTTPResponseError {
+    public var status: HTTPResponse.Status { HTTPResponse.Status(code: statusCode) }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        jsonResponse(json, status: status)
+    }
+}
+
+/// A JSON response with the right content type.
+func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+    var headers = HTTPFields()
+    headers[.contentType] = "application/json"
+    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: value.serialized)))
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SparrowAPI
 import SparrowEngine
 
 /// Everything `sparrow serve` needs besides the model. Every field has a flag of the same

@@ -1,5 +1,5 @@
 import Testing
-@testable import SparrowServer
+@testable import SparrowAPI
 
 /// Reasoning and tool-call splitting, fed whole and one character at a time (tags split across tokens).
 @Suite("Output parser")

@@ -1,5 +1,5 @@
 import Testing
-@testable import SparrowServer
+@testable import SparrowAPI
 
 /// Request validation: every parameter is understood or refused with its name.
 @Suite("Chat request parsing")
@@ -70,14 +70,14 @@ struct RequestTests {
     ])
     func bad(json: String, param: String) {
         let e = error(json)
-        #expect(e?.status == .badRequest)
+        #expect(e?.statusCode == 400)
         #expect(e?.param == param)
     }
 
     @Test("malformed JSON is a 400 with code invalid_json")
     func malformed() {
         do { _ = try JSONValue.parse("{\"a\": ") ; Issue.record("parsed") } catch {
-            #expect(error.status == .badRequest && error.code == "invalid_json")
+            #expect(error.statusCode == 400 && error.code == "invalid_json")
         }
     }
 

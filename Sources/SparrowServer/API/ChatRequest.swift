@@ -1,7 +1,7 @@
 import SparrowEngine
 
 /// Which tool calls a chat request allows or demands (OpenAI `tool_choice`).
-enum ToolChoice: Equatable {
+package enum ToolChoice: Equatable {
     /// No tools offered, or `"none"`: the tools are not shown to the model and output is plain text.
     case none
     case auto
@@ -12,27 +12,27 @@ enum ToolChoice: Equatable {
 }
 
 /// A validated `POST /v1/chat/completions` body.
-struct ChatRequest {
-    var model: String
+package struct ChatRequest {
+    package var model: String
     /// What the chat template renders: `messages`, `tools`, `add_generation_prompt`, and any
     /// `chat_template_kwargs` (e.g. `enable_thinking`).
-    var templateRequest: JSONValue
-    var toolNames: [String]
-    var toolChoice: ToolChoice
-    var parallelToolCalls: Bool
-    var n: Int
-    var stream: Bool
-    var includeUsage: Bool
-    var generation: GenerationParameters
+    package var templateRequest: JSONValue
+    package var toolNames: [String]
+    package var toolChoice: ToolChoice
+    package var parallelToolCalls: Bool
+    package var n: Int
+    package var stream: Bool
+    package var includeUsage: Bool
+    package var generation: GenerationParameters
     /// Whether the client set max_tokens / max_completion_tokens (then it must fit the context).
-    var maxTokensGiven: Bool
+    package var maxTokensGiven: Bool
     /// nil: no logprobs; k: logprobs with k alternatives.
-    var topLogprobs: Int?
+    package var topLogprobs: Int?
     /// The requested thinking mode, if the request set one.
-    var enableThinking: Bool?
+    package var enableThinking: Bool?
 
     /// Parses and validates; every key is either understood or refused.
-    static func parse(_ body: JSONValue, vocabularySize: Int, maxChoices: Int) throws(APIError) -> ChatRequest {
+    package static func parse(_ body: JSONValue, vocabularySize: Int, maxChoices: Int) throws(APIError) -> ChatRequest {
         var f = try RequestFields(body)
         guard let model = try f.string("model") else { throw APIError.invalidParameter("model", "model is required") }
         guard let rawMessages = try f.array("messages") else { throw APIError.invalidParameter("messages", "messages is required") }
@@ -147,7 +147,7 @@ struct ChatRequest {
 
     /// Checks one message and brings it to the shape chat templates expect: text parts joined
     /// into one string, `developer` as `system`, tool-call arguments as JSON objects.
-    static func normalizeMessage(_ m: JSONValue, index i: Int) throws(APIError) -> JSONValue {
+    package static func normalizeMessage(_ m: JSONValue, index i: Int) throws(APIError) -> JSONValue {
         let p = "messages[\(i)]."
         var f = try RequestFields(m, path: p, what: "messages[\(i)]")
         guard var role = try f.string("role") else { throw APIError.invalidParameter(p + "role", "\(p)role is required") }
@@ -227,7 +227,7 @@ struct ChatRequest {
     }
 
     /// `{"type": "function", "function": {"name", "description"?, "parameters"?, "strict"?}}`.
-    static func validateTool(_ t: JSONValue, index i: Int) throws(APIError) -> (JSONValue, String) {
+    package static func validateTool(_ t: JSONValue, index i: Int) throws(APIError) -> (JSONValue, String) {
         let p = "tools[\(i)]."
         var f = try RequestFields(t, path: p, what: "tools[\(i)]")
         guard try f.string("type") == "function" else { throw APIError.invalidParameter(p + "type", "\(p)type must be function") }

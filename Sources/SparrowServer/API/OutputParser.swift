@@ -1,5 +1,5 @@
 /// One piece of a parsed reply.
-enum OutputPiece: Equatable {
+package enum OutputPiece: Equatable {
     case content(String)
     /// Text between `<think>` and `</think>`: the model's reasoning, never mixed into content.
     case reasoning(String)
@@ -8,21 +8,21 @@ enum OutputPiece: Equatable {
 }
 
 /// Which markup the model's chat template uses, read off the template source.
-struct OutputFormat: Equatable {
+package struct OutputFormat: Equatable {
     /// `<think>…</think>` reasoning blocks (Qwen3, QwQ, DeepSeek-R1 style).
-    var reasoning: Bool
+    package var reasoning: Bool
     /// `<tool_call>…</tool_call>` blocks (Qwen2.5/Qwen3 Hermes-style JSON, or Qwen3-Coder XML).
-    var toolCalls: Bool
+    package var toolCalls: Bool
     /// Qwen3-Coder's `<function=NAME><parameter=P>value</parameter></function>` inside the block.
-    var xmlToolCalls: Bool
+    package var xmlToolCalls: Bool
 
-    init(templateSource: String) {
+    package init(templateSource: String) {
         reasoning = templateSource.contains("<think>") || templateSource.contains("</think>")
         toolCalls = templateSource.contains("<tool_call>")
         xmlToolCalls = templateSource.contains("<function=")
     }
 
-    init(reasoning: Bool, toolCalls: Bool, xmlToolCalls: Bool) {
+    package init(reasoning: Bool, toolCalls: Bool, xmlToolCalls: Bool) {
         self.reasoning = reasoning
         self.toolCalls = toolCalls
         self.xmlToolCalls = xmlToolCalls
@@ -34,13 +34,13 @@ struct OutputFormat: Equatable {
 /// Tags may arrive split across tokens, so text that could be the start of a tag is held back
 /// until it can be decided. Whitespace right after `</think>` and around tool-call blocks is
 /// layout, not content, and is dropped.
-struct OutputParser {
+package struct OutputParser {
     /// `bareCall`: the reply began with `{` while tools were offered; held until the end, then
     /// parsed as `{"name", "arguments"}` object(s) naming offered tools (small Qwen2.5-Coder
     /// models often drop the `<tool_call>` tags), else released as content.
-    enum State { case content, reasoning, toolCall, bareCall }
-    private(set) var state: State
-    let format: OutputFormat
+    package enum State { case content, reasoning, toolCall, bareCall }
+    package private(set) var state: State
+    package let format: OutputFormat
     private let parseTools: Bool
     private var buffer = ""
     /// Drop leading whitespace of the next content (after `</think>` or a tool call).
@@ -51,13 +51,13 @@ struct OutputParser {
     /// No content has been released yet (a bare call can only be the whole reply).
     private var atStart = true
 
-    static let thinkOpen = "<think>", thinkClose = "</think>"
-    static let toolOpen = "<tool_call>", toolClose = "</tool_call>"
+    package static let thinkOpen = "<think>", thinkClose = "</think>"
+    package static let toolOpen = "<tool_call>", toolClose = "</tool_call>"
 
     /// - startInReasoning: the prompt already opened a `<think>` block.
     /// - parseTools: tools were offered (otherwise `<tool_call>` is plain text).
     /// - prefill: text the server appended to the prompt to force a tool call; parsed as if generated.
-    init(format: OutputFormat, startInReasoning: Bool, parseTools: Bool, toolNames: Set<String> = []) {
+    package init(format: OutputFormat, startInReasoning: Bool, parseTools: Bool, toolNames: Set<String> = []) {
         self.format = format
         self.parseTools = parseTools && format.toolCalls
         self.toolNames = toolNames
@@ -65,7 +65,7 @@ struct OutputParser {
     }
 
     /// Feeds generated text; returns the pieces that are now certain.
-    mutating func feed(_ text: String) -> [OutputPiece] {
+    package mutating func feed(_ text: String) -> [OutputPiece] {
         buffer += text
         var out: [OutputPiece] = []
         while true {
@@ -134,7 +134,7 @@ struct OutputParser {
 
     /// Ends the reply: whatever is held back is released; an unterminated tool call is parsed
     /// if its body is complete, else returned as content.
-    mutating func finish() -> [OutputPiece] {
+    package mutating func finish() -> [OutputPiece] {
         var out: [OutputPiece] = []
         switch state {
         case .content:
@@ -182,7 +182,7 @@ struct OutputParser {
 
     /// Qwen3-Coder: `<function=NAME>\n<parameter=P>\nVALUE\n</parameter>…</function>`. Values that
     /// parse as JSON keep their type; others are strings.
-    static func parseXMLCall(_ body: String) -> OutputPiece? {
+    package static func parseXMLCall(_ body: String) -> OutputPiece? {
         guard let nameEnd = body.range(of: ">") else { return nil }
         let name = String(body[body.index(body.startIndex, offsetBy: "<function=".count)..<nameEnd.lowerBound])
         guard !name.isEmpty else { return nil }
@@ -205,7 +205,7 @@ struct OutputParser {
     }
 
     /// The earliest of `tags` in `s`.
-    static func firstTag(_ tags: [String], in s: String) -> (Range<String.Index>, String)? {
+    package static func firstTag(_ tags: [String], in s: String) -> (Range<String.Index>, String)? {
         var best: (Range<String.Index>, String)?
         for t in tags {
             if let r = s.range(of: t), best.map({ r.lowerBound < $0.0.lowerBound }) ?? true { best = (r, t) }
@@ -214,7 +214,7 @@ struct OutputParser {
     }
 
     /// Length of the longest suffix of `s` that is a proper prefix of one of `tags`.
-    static func partialTagSuffix(_ tags: [String], of s: String) -> Int {
+    package static func partialTagSuffix(_ tags: [String], of s: String) -> Int {
         var best = 0
         for t in tags {
             var n = min(t.count - 1, s.count)
@@ -228,7 +228,7 @@ struct OutputParser {
 }
 
 extension StringProtocol {
-    var trimmingWhitespace: String {
+    package var trimmingWhitespace: String {
         String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
     }
 }

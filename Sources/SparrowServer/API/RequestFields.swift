@@ -4,13 +4,13 @@ import SparrowSampling
 /// Typed reads from a JSON request object that remember which keys were read, so that any key
 /// left over can be refused (`rejectUnknown`) instead of silently ignored. A `null` value counts
 /// as absent, as OpenAI's API treats it.
-struct RequestFields {
-    let pairs: [(String, JSONValue)]
-    private(set) var used: Set<String> = []
+package struct RequestFields {
+    package let pairs: [(String, JSONValue)]
+    package private(set) var used: Set<String> = []
     /// Prefix for parameter names in errors (`messages[2].`).
-    let path: String
+    package let path: String
 
-    init(_ value: JSONValue, path: String = "", what: String = "the request body") throws(APIError) {
+    package init(_ value: JSONValue, path: String = "", what: String = "the request body") throws(APIError) {
         guard case let .object(p) = value else {
             throw APIError.invalidRequest("\(what) must be a JSON object, got \(value.typeName)", param: path.isEmpty ? nil : String(path.dropLast()))
         }
@@ -18,27 +18,27 @@ struct RequestFields {
         self.path = path
     }
 
-    func name(_ key: String) -> String { path + key }
+    package func name(_ key: String) -> String { path + key }
 
-    mutating func value(_ key: String) -> JSONValue? {
+    package mutating func value(_ key: String) -> JSONValue? {
         used.insert(key)
         guard let v = pairs.last(where: { $0.0 == key })?.1, v != .null else { return nil }
         return v
     }
 
-    mutating func string(_ key: String) throws(APIError) -> String? {
+    package mutating func string(_ key: String) throws(APIError) -> String? {
         guard let v = value(key) else { return nil }
         guard case let .string(s) = v else { throw APIError.invalidParameter(name(key), "\(name(key)) must be a string, got \(v.typeName)") }
         return s
     }
 
-    mutating func bool(_ key: String) throws(APIError) -> Bool? {
+    package mutating func bool(_ key: String) throws(APIError) -> Bool? {
         guard let v = value(key) else { return nil }
         guard case let .bool(b) = v else { throw APIError.invalidParameter(name(key), "\(name(key)) must be a boolean, got \(v.typeName)") }
         return b
     }
 
-    mutating func int(_ key: String, in range: ClosedRange<Int>) throws(APIError) -> Int? {
+    package mutating func int(_ key: String, in range: ClosedRange<Int>) throws(APIError) -> Int? {
         guard let v = value(key) else { return nil }
         let i: Int
         switch v {
@@ -52,7 +52,7 @@ struct RequestFields {
         return i
     }
 
-    mutating func number(_ key: String, in range: ClosedRange<Double>, open lower: Bool = false) throws(APIError) -> Double? {
+    package mutating func number(_ key: String, in range: ClosedRange<Double>, open lower: Bool = false) throws(APIError) -> Double? {
         guard let v = value(key) else { return nil }
         let d: Double
         switch v {
@@ -67,7 +67,7 @@ struct RequestFields {
         return d
     }
 
-    mutating func array(_ key: String) throws(APIError) -> [JSONValue]? {
+    package mutating func array(_ key: String) throws(APIError) -> [JSONValue]? {
         guard let v = value(key) else { return nil }
         guard case let .array(a) = v else { throw APIError.invalidParameter(name(key), "\(name(key)) must be an array, got \(v.typeName)") }
         return a
@@ -75,7 +75,7 @@ struct RequestFields {
 
     /// Refuses keys nobody read: `ignorable` ones (metadata that does not change the output)
     /// are accepted as they are.
-    func rejectUnknown(ignorable: Set<String> = []) throws(APIError) {
+    package func rejectUnknown(ignorable: Set<String> = []) throws(APIError) {
         for (k, v) in pairs where !used.contains(k) && !ignorable.contains(k) && v != .null {
             throw APIError.unsupported(name(k), "\(name(k)) is not supported by this server")
         }
@@ -83,11 +83,11 @@ struct RequestFields {
 }
 
 /// The sampling and stopping parameters chat and completions requests share.
-enum SamplingFields {
+package enum SamplingFields {
     /// Reads temperature, top_p, top_k, min_p, repetition_penalty, presence/frequency penalties,
     /// seed, logit_bias and stop. Defaults: OpenAI's temperature 1 and top_p 1; llama.cpp's
     /// top_k 40 and min_p 0.05 (which OpenAI does not have).
-    static func read(_ f: inout RequestFields, vocabularySize: Int) throws(APIError) -> GenerationParameters {
+    package static func read(_ f: inout RequestFields, vocabularySize: Int) throws(APIError) -> GenerationParameters {
         var g = GenerationParameters()
         var s = SamplingParameters()
         s.temperature = 1
@@ -137,7 +137,7 @@ enum SamplingFields {
     }
 
     /// `stream_options` (only `include_usage`), which OpenAI allows only with `stream: true`.
-    static func streamOptions(_ f: inout RequestFields, stream: Bool) throws(APIError) -> Bool {
+    package static func streamOptions(_ f: inout RequestFields, stream: Bool) throws(APIError) -> Bool {
         guard let v = f.value("stream_options") else { return false }
         guard stream else { throw APIError.invalidParameter("stream_options", "stream_options is only allowed when stream is true") }
         var o = try RequestFields(v, path: "stream_options.", what: "stream_options")

@@ -1,11 +1,11 @@
-import Foundation
-import Hummingbird
 import SparrowEngine
 
 /// An error as the OpenAI API reports it: an HTTP status and
-/// `{"error": {"message", "type", "param", "code"}}`. It renders itself as the response.
-public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConvertible {
-    public var status: HTTPResponse.Status
+/// `{"error": {"message", "type", "param", "code"}}`. The server module makes it render itself
+/// as the HTTP response.
+public struct APIError: Error, Sendable, CustomStringConvertible {
+    /// HTTP status code.
+    public var statusCode: Int
     public var message: String
     /// OpenAI's error type: `invalid_request_error`, `authentication_error`, `not_found_error`,
     /// `rate_limit_error`, `server_error`, `timeout_error`.
@@ -14,19 +14,19 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     public var param: String?
     public var code: String?
 
-    public init(status: HTTPResponse.Status, message: String, type: String, param: String? = nil, code: String? = nil) {
-        self.status = status
+    public init(status: Int, message: String, type: String, param: String? = nil, code: String? = nil) {
+        self.statusCode = status
         self.message = message
         self.type = type
         self.param = param
         self.code = code
     }
 
-    public var description: String { "\(status.code) \(type): \(message)" }
+    public var description: String { "\(statusCode) \(type): \(message)" }
 
     /// 400 for a request that is malformed or has a bad parameter.
     public static func invalidRequest(_ message: String, param: String? = nil, code: String? = nil) -> APIError {
-        APIError(status: .badRequest, message: message, type: "invalid_request_error", param: param, code: code)
+        APIError(status: 400, message: message, type: "invalid_request_error", param: param, code: code)
     }
 
     /// 400 for a parameter outside its domain; names the parameter.
@@ -40,16 +40,16 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     }
 
     public static let unauthorized = APIError(
-        status: .unauthorized, message: "Incorrect or missing API key; send it as 'Authorization: Bearer KEY'.",
+        status: 401, message: "Incorrect or missing API key; send it as 'Authorization: Bearer KEY'.",
         type: "authentication_error", code: "invalid_api_key")
 
     public static func modelNotFound(_ name: String, available: [String]) -> APIError {
-        APIError(status: .notFound, message: "The model '\(name)' does not exist; this server serves \(available.joined(separator: ", ")).",
+        APIError(status: 404, message: "The model '\(name)' does not exist; this server serves \(available.joined(separator: ", ")).",
                  type: "invalid_request_error", param: "model", code: "model_not_found")
     }
 
     public static func tooLarge(limit: Int) -> APIError {
-        APIError(status: .contentTooLarge, message: "The request body exceeds the limit of \(limit) bytes.",
+        APIError(status: 413, message: "The request body exceeds the limit of \(limit) bytes.",
                  type: "invalid_request_error", code: "request_too_large")
     }
 
@@ -57,21 +57,21 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     public static func from(_ e: EngineError) -> APIError {
         switch e {
         case let .promptTooLong(p, c):
-            return APIError(status: .badRequest,
+            return APIError(status: 400,
                             message: "This model's maximum context length is \(c) tokens; the request needs \(p) tokens. Shorten the messages or lower max_tokens.",
                             type: "invalid_request_error", param: "messages", code: "context_length_exceeded")
         case .queueFull:
-            return APIError(status: .tooManyRequests, message: e.description, type: "rate_limit_error", code: "queue_full")
+            return APIError(status: 429, message: e.description, type: "rate_limit_error", code: "queue_full")
         case .timedOut:
-            return APIError(status: .requestTimeout, message: e.description, type: "timeout_error", code: "timeout")
+            return APIError(status: 408, message: e.description, type: "timeout_error", code: "timeout")
         case .shuttingDown:
-            return APIError(status: .serviceUnavailable, message: e.description, type: "server_error", code: "shutting_down")
+            return APIError(status: 503, message: e.description, type: "server_error", code: "shutting_down")
         case let .sampling(s):
             return invalidRequest(s.description, code: "invalid_parameter")
         case .invalidParameter, .template, .noChatTemplate:
             return invalidRequest(e.description, code: e.isTemplate ? "template_error" : "invalid_parameter")
         default:
-            return APIError(status: .internalServerError, message: e.description, type: "server_error", code: "internal_error")
+            return APIError(status: 500, message: e.description, type: "server_error", code: "internal_error")
         }
     }
 
@@ -82,14 +82,10 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
             ("param", param.map(JSONValue.string) ?? .null), ("code", code.map(JSONValue.string) ?? .null),
         ]))])
     }
-
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
-        jsonResponse(json, status: status)
-    }
 }
 
 extension EngineError {
-    var isTemplate: Bool {
+    package var isTemplate: Bool {
         switch self {
         case .template, .noChatTemplate: return true
         default: return false
@@ -97,9 +93,7 @@ extension EngineError {
     }
 }
 
-/// A JSON response with the right content type.
-func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-    var headers = HTTPFields()
-    headers[.contentType] = "application/json"
-    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: value.serialized)))
+/// A random id such as `chatcmpl-…` or `call_…`.
+package func newID(_ prefix: String) -> String {
+    prefix + String((0..<24).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement() ?? "x" })
 }
