@@ -16,13 +16,21 @@ public protocol TokenConstraint {
 public final class TokenPieces: Sendable {
     /// pieces[id]: the token's bytes (empty for control tokens such as end-of-generation).
     public let pieces: [[UInt8]]
+    /// Ids of the tokens with bytes, sorted by their bytes: tokens sharing a prefix are
+    /// contiguous, so a constraint can walk the vocabulary like a trie.
+    public let sorted: [Int32]
+    /// End-of-generation tokens (allowed by a grammar only once its document is complete).
+    public let endOfGeneration: Set<Int32>
 
     public init(tokenizer: Tokenizer) {
-        pieces = (0..<tokenizer.vocabularySize).map { id in
+        let p: [[UInt8]] = (0..<tokenizer.vocabularySize).map { id in
             let t = Int32(id)
             if let a = tokenizer.attributes(t), a.contains(.control) { return [] }
             return tokenizer.piece(t, special: false)
         }
+        pieces = p
+        sorted = (0..<p.count).filter { !p[$0].isEmpty }.map(Int32.init).sorted { p[Int($0)].lexicographicallyPrecedes(p[Int($1)]) }
+        endOfGeneration = tokenizer.endOfGenerationTokens
     }
 }
 

@@ -32,6 +32,12 @@ extension SparrowServer {
             let pieces = self.pieces
             job.constraint = { ChoiceConstraint(options: options, pieces: pieces) }
         }
+        if let schema = chat.responseSchema {
+            // A reasoning model thinks freely first; the JSON starts after </think>.
+            let after = startInReasoning ? OutputParser.thinkClose : nil
+            let pieces = self.pieces
+            job.constraint = { JSONConstraint(schema: schema, pieces: pieces, activateAfter: after) }
+        }
         let handles = try submit(job, n: chat.n)
         let reply = ChatReply(id: newID("chatcmpl-"), created: Self.unixTime, model: configuration.modelName,
                               choices: chat.n, format: outputFormat, startInReasoning: startInReasoning,

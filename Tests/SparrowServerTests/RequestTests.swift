@@ -65,7 +65,8 @@ struct RequestTests {
         (#"{"model": "m", "messages": [{"role": "user"}]}"#, "messages[0].content"),
         (#"{"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}"#, "messages[0].content[0]"),
         (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "wat": 1}"#, "wat"),
-        (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema"}}"#, "response_format"),
+        (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema"}}"#, "response_format.json_schema"),
+        (#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "string", "pattern": "a+"}}}}"#, "response_format.json_schema.schema.pattern"),
         (#"{"messages": [{"role": "user", "content": "x"}]}"#, "model"),
     ])
     func bad(json: String, param: String) {

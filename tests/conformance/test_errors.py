@@ -72,7 +72,8 @@ def test_context_overflow(client, model):
     ({"tool_choice": "required"}, "tool_choice"),
     ({"stream_options": {"include_usage": True}}, "stream_options"),
     ({"frobnicate": True}, "frobnicate"),
-    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "format": "email"}}}},
+     "response_format.json_schema.schema.format"),
 ])
 def test_invalid_parameters(main_url, key, model, extra, param):
     body = {"model": model, "messages": MSG, "max_tokens": 4}

@@ -30,6 +30,8 @@ package struct ChatRequest {
     package var topLogprobs: Int?
     /// The requested thinking mode, if the request set one.
     package var enableThinking: Bool?
+    /// `response_format` json_object / json_schema, compiled for constrained decoding.
+    package var responseSchema: SchemaNode?
 
     /// Parses and validates; every key is either understood or refused.
     package static func parse(_ body: JSONValue, vocabularySize: Int, maxChoices: Int) throws(APIError) -> ChatRequest {
@@ -103,15 +105,11 @@ package struct ChatRequest {
             kwargs.append(("enable_thinking", .bool(t)))
         }
 
+        var responseSchema: SchemaNode?
         if let rf = f.value("response_format") {
-            var o = try RequestFields(rf, path: "response_format.", what: "response_format")
-            let type = try o.string("type")
-            switch type {
-            case "text": try o.rejectUnknown()
-            case "json_object", "json_schema":
-                throw APIError.unsupported("response_format", "response_format \(type ?? "") needs constrained decoding, which this server does not implement yet; it is refused rather than left unenforced")
-            default:
-                throw APIError.invalidParameter("response_format.type", "response_format.type must be text, json_object or json_schema")
+            responseSchema = try SchemaCompiler.responseFormat(rf)
+            if responseSchema != nil && choice != .none {
+                throw APIError.unsupported("response_format", "response_format JSON modes cannot be combined with tools in one request")
             }
         }
 
@@ -142,7 +140,7 @@ package struct ChatRequest {
         return ChatRequest(model: model, templateRequest: .object(request), toolNames: toolNames, toolChoice: choice,
                            parallelToolCalls: parallel, n: n, stream: stream, includeUsage: includeUsage,
                            generation: generation, maxTokensGiven: maxTokens != nil || legacyMax != nil,
-                           topLogprobs: top, enableThinking: thinking)
+                           topLogprobs: top, enableThinking: thinking, responseSchema: responseSchema)
     }
 
     /// Checks one message and brings it to the shape chat templates expect: text parts joined
