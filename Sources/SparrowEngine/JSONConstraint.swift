@@ -29,7 +29,18 @@ public struct JSONConstraint: TokenConstraint {
         var allowed = [Bool](repeating: false, count: logits.count)
         let complete = matcher.isComplete
         for t in pieces.endOfGeneration where Int(t) < allowed.count { allowed[Int(t)] = complete }
-        visit(0, pieces.sorted.count, depth: 0, matcher, &allowed)
+        if matcher.inFreeString {
+            // The common case (names, descriptions): plain tokens stay inside the string; only
+            // tokens with a quote, backslash or control byte need the matcher.
+            let plain = pieces.plainText, p = pieces.pieces
+            for id in 0..<min(allowed.count, p.count) where !p[id].isEmpty {
+                if plain[id] { allowed[id] = true; continue }
+                var m = matcher
+                allowed[id] = m.consume(p[id])
+            }
+        } else {
+            visit(0, pieces.sorted.count, depth: 0, matcher, &allowed)
+        }
         guard allowed.contains(true) else { return }  // a dead end cannot happen; never mask everything
         for i in logits.indices where !allowed[i] { logits[i] = -.infinity }
     }

@@ -44,6 +44,12 @@ public struct JSONMatcher: Sendable {
 
     public var isDead: Bool { branches.isEmpty }
 
+    /// Inside a string with no other alternative: any plain text may follow.
+    var inFreeString: Bool {
+        guard branches.count == 1, case .string(escape: 0)? = branches[0].stack.last else { return false }
+        return true
+    }
+
     /// The input so far is a complete document (nothing more is needed).
     public var isComplete: Bool { branches.contains { $0.canEnd } }
 

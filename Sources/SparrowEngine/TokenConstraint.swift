@@ -21,6 +21,9 @@ public final class TokenPieces: Sendable {
     public let sorted: [Int32]
     /// End-of-generation tokens (allowed by a grammar only once its document is complete).
     public let endOfGeneration: Set<Int32>
+    /// plainText[id]: the token can sit anywhere inside a JSON string as is (no quote,
+    /// backslash or control byte), so a grammar inside a string need not simulate it.
+    public let plainText: [Bool]
 
     public init(tokenizer: Tokenizer) {
         let p: [[UInt8]] = (0..<tokenizer.vocabularySize).map { id in
@@ -29,8 +32,9 @@ public final class TokenPieces: Sendable {
             return tokenizer.piece(t, special: false)
         }
         pieces = p
-        sorted = (0..<p.count).filter { !p[$0].isEmpty }.map(Int32.init).sorted { p[Int($0)].lexicographicallyPrecedes(p[Int($1)]) }
+        sorted = (0..<p.count).filter { !p[$0].isEmpty }.map { Int32($0) }.sorted { p[Int($0)].lexicographicallyPrecedes(p[Int($1)]) }
         endOfGeneration = tokenizer.endOfGenerationTokens
+        plainText = p.map { bytes in !bytes.isEmpty && bytes.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C } }
     }
 }
 

@@ -54,8 +54,10 @@ package enum SchemaCompiler {
         if let e = take("enum") {
             guard case let .array(values) = e, !values.isEmpty else { throw APIError.invalidParameter(path + ".enum", "\(path).enum must be a non-empty array") }
             node = .literals(values.map(\.serialized))
+            _ = take("type")  // the listed values are stricter than any type
         } else if let c = take("const") {
             node = .literals([c.serialized])
+            _ = take("type")
         } else if let any = take("anyOf") {
             guard case let .array(alts) = any, !alts.isEmpty else { throw APIError.invalidParameter(path + ".anyOf", "\(path).anyOf must be a non-empty array") }
             var nodes: [SchemaNode] = []
