@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Module map: ../shared/ARCHITECTURE.md. Dependencies point one way:
-// CLI → Engine → {Models, Sampling, Tokenizer} → Kernels → Formats.
+// CLI → Server → Engine → {Models, Sampling, Tokenizer} → Kernels → Formats.
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
 let package = Package(
@@ -11,9 +11,11 @@ let package = Package(
     products: [
         .executable(name: "sparrow", targets: ["SparrowCLI"]),
         .library(name: "SparrowEngine", targets: ["SparrowEngine"]),
+        .library(name: "SparrowServer", targets: ["SparrowServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         .target(name: "SparrowFormats", swiftSettings: optimize),
@@ -29,14 +31,27 @@ let package = Package(
             name: "SparrowEngine",
             dependencies: ["SparrowFormats", "SparrowKernels", "SparrowTokenizer", "SparrowSampling", "SparrowModels"],
             swiftSettings: optimize),
+        // The OpenAI protocol (request validation, reply assembly, output parsing) apart from the
+        // HTTP transport, so its tests build without Hummingbird and SwiftNIO.
+        .target(
+            name: "SparrowAPI", dependencies: ["SparrowEngine", "SparrowSampling", "SparrowTokenizer"],
+            path: "Sources/SparrowServer/API", swiftSettings: optimize),
+        .target(
+            name: "SparrowServer",
+            dependencies: ["SparrowAPI", "SparrowEngine", "SparrowTokenizer",
+                           .product(name: "Hummingbird", package: "hummingbird")],
+            exclude: ["API"], swiftSettings: optimize),
         .executableTarget(
             name: "SparrowCLI",
-            dependencies: ["SparrowEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["SparrowEngine", "SparrowServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimize),
         .testTarget(name: "SparrowFormatsTests", dependencies: ["SparrowFormats", "SparrowKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels", "SparrowKernelsAVX2", "SparrowFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowTokenizerTests", dependencies: ["SparrowTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowTemplateTests", dependencies: ["SparrowTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowModelsTests", dependencies: ["SparrowEngine", "SparrowSampling"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "SparrowServerTests",
+            dependencies: ["SparrowAPI", "SparrowEngine", "SparrowSampling"]),
     ]
 )

@@ -4,11 +4,11 @@ import SparrowEngine
 import SparrowKernels
 
 @main
-struct Sparrow: ParsableCommand {
+struct Sparrow: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sparrow",
         abstract: "Run small and sparse open-weight models on the CPU.",
-        subcommands: [Run.self, Chat.self, Pull.self, Inspect.self, Tokenize.self, Render.self, Bench.self, Quantize.self])
+        subcommands: [Run.self, Chat.self, Serve.self, Pull.self, Inspect.self, Tokenize.self, Render.self, Bench.self, Quantize.self])
 }
 
 /// Options shared by the commands that load a model.

@@ -20,6 +20,12 @@ public enum EngineError: Error, CustomStringConvertible {
     case modelNotFound(String, hint: String)
     /// `sparrow pull` failed.
     case pull(String)
+    /// The scheduler's queue already holds `capacity` waiting requests.
+    case queueFull(capacity: Int)
+    /// A request ran past its deadline (`seconds` after it was submitted).
+    case timedOut(seconds: Double)
+    /// The scheduler is shutting down and takes no new work.
+    case shuttingDown
 
     public var description: String {
         switch self {
@@ -33,6 +39,9 @@ public enum EngineError: Error, CustomStringConvertible {
         case let .invalidParameter(s): return s
         case let .modelNotFound(name, hint): return "model '\(name)' not found: \(hint)"
         case let .pull(s): return "pull failed: \(s)"
+        case let .queueFull(c): return "the server is busy: \(c) requests are already waiting; retry later"
+        case let .timedOut(s): return "the request did not finish within its timeout of \(s) s"
+        case .shuttingDown: return "the server is shutting down"
         }
     }
 }

@@ -40,6 +40,23 @@ public final class KVCache: @unchecked Sendable {
     /// Forgets positions at and after `newCount`.
     public func truncate(to newCount: Int) { count = max(0, min(count, newCount)) }
 
+    /// Replaces this cache's contents with the first `count` positions of `source` (a prompt
+    /// prefix another sequence already computed). Both caches must have the same layout.
+    /// - Returns: false (and leaves this cache unchanged) when layouts differ or `count` exceeds
+    ///   what `source` holds or this cache can hold.
+    @discardableResult
+    public func copyPrefix(from source: KVCache, count n: Int) -> Bool {
+        guard source !== self, source.layerCount == layerCount, source.rowWidth == rowWidth, source.type == type,
+              n >= 0, n <= source.count, n <= capacity else { return false }
+        let bytes = n * rowWidth * type.byteSize
+        for l in 0..<layerCount {
+            keys[l].copyMemory(from: source.keys[l], byteCount: bytes)
+            values[l].copyMemory(from: source.values[l], byteCount: bytes)
+        }
+        count = n
+        return true
+    }
+
     /// Marks `n` more positions valid (called by the model after a forward pass).
     func advance(by n: Int) { count += n }
 

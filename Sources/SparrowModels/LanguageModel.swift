@@ -17,11 +17,45 @@ public protocol LanguageModel: AnyObject, Sendable {
     /// keys/values to `cache`, and returns logits.
     /// - Returns: [vocab] f32 for the last token, or [tokens.count, vocab] when `allLogits`.
     func forward(_ tokens: [Int32], cache: KVCache, allLogits: Bool) throws(ModelError) -> [Float]
+
+    /// One step of continuous batching: runs several sequences, each with its own tokens and
+    /// cache, and returns the last token's logits of each, in order.
+    ///
+    /// The server's scheduler calls this once per step with every active sequence (a prefill
+    /// chunk or the one token a decoding sequence sampled last). The result must equal calling
+    /// `forward(tokens, cache: cache, allLogits: false)` on each sequence in turn; that is what
+    /// the default does. A model that overrides it runs all sequences' tokens through each
+    /// weight matrix together (weights read once per step instead of once per sequence) and
+    /// attention per sequence on its own cache. Every cache must be distinct.
+    /// - Returns: one [vocab] f32 array per sequence. On a throw, caches of sequences before the
+    ///   failing one may have advanced.
+    func forwardBatch(_ sequences: [BatchSequence]) throws(ModelError) -> [[Float]]
+}
+
+/// One sequence of a batched forward step.
+public struct BatchSequence: Sendable {
+    /// Tokens to run at positions `cache.count ..< cache.count + tokens.count`; not empty.
+    public var tokens: [Int32]
+    public var cache: KVCache
+
+    public init(tokens: [Int32], cache: KVCache) {
+        self.tokens = tokens
+        self.cache = cache
+    }
 }
 
 extension LanguageModel {
     /// A cache with llama.cpp's default f16 keys/values.
     public func makeCache(capacity: Int) -> KVCache { makeCache(capacity: capacity, type: .f16) }
+
+    /// Runs the sequences one after another through `forward` (correct for every model; models
+    /// whose layers can batch override it for speed).
+    public func forwardBatch(_ sequences: [BatchSequence]) throws(ModelError) -> [[Float]] {
+        var out: [[Float]] = []
+        out.reserveCapacity(sequences.count)
+        for s in sequences { out.append(try forward(s.tokens, cache: s.cache, allLogits: false)) }
+        return out
+    }
 }
 
 /// Maps `general.architecture` to a loader. Adding an architecture is one line here plus its

@@ -116,3 +116,112 @@ public final class DenseTransformer: LanguageModel, @unchecked Sendable {
         return logits
     }
 }
+
+// MARK: - Batched forward (continuous batching)
+
+/// Where one sequence's tokens sit in a batched step.
+struct BatchSegment {
+    /// First row of the sequence in the batch's [nTotal, ·] buffers.
+    let offset: Int
+    /// Tokens of this sequence in the step.
+    let count: Int
+    /// Cache position of its first token.
+    let start: Int
+    let cache: KVCache
+}
+
+extension DenseTransformer {
+    /// All sequences' tokens go through every weight matrix together (`WeightMatrix.matmul`
+    /// reads each weight row once for the whole batch, which is what makes batched decode
+    /// cheaper than one pass per sequence on bandwidth-bound hardware); attention runs per
+    /// sequence on its own cache. Each token's arithmetic is the same as in `forward`, so the
+    /// logits equal the per-sequence ones.
+    public func forwardBatch(_ sequences: [BatchSequence]) throws(ModelError) -> [[Float]] {
+        if sequences.count <= 1 {
+            return try sequences.map { s throws(ModelError) in try forward(s.tokens, cache: s.cache, allLogits: false) }
+        }
+        let d = config.embeddingLength, vocab = config.vocabularySize
+        var segments: [BatchSegment] = []
+        var seen = Set<ObjectIdentifier>()
+        var total = 0
+        for s in sequences {
+            guard seen.insert(ObjectIdentifier(s.cache)).inserted else {
+                throw .invalidConfig("a batched step lists the same cache twice")
+            }
+            guard !s.tokens.isEmpty else { throw .invalidConfig("a batched step has a sequence with no tokens") }
+            let start = s.cache.count
+            guard start + s.tokens.count <= s.cache.capacity else {
+                throw .contextOverflow(needed: start + s.tokens.count, limit: s.cache.capacity)
+            }
+            for id in s.tokens where id < 0 || Int(id) >= vocab { throw .tokenOutOfRange(id, vocabularySize: vocab) }
+            segments.append(BatchSegment(offset: total, count: s.tokens.count, start: start, cache: s.cache))
+            total += s.tokens.count
+        }
+
+        let x = FloatBuffer(count: total * d, zeroed: false)  // [total, d] residual stream of every sequence
+        var positions = [Int32](repeating: 0, count: total)   // [total]
+        for (s, seg) in zip(sequences, segments) {
+            for (t, id) in s.tokens.enumerated() {
+                do { try embedding.row(Int(id), into: x.pointer + (seg.offset + t) * d) } catch { throw .format(error) }
+                positions[seg.offset + t] = Int32(seg.start + t)
+            }
+        }
+        let h = FloatBuffer(count: total * d, zeroed: false)  // [total, d] normalised input of a block
+        let y = FloatBuffer(count: total * d, zeroed: false)  // [total, d] block output
+        positions.withUnsafeBufferPointer { pos in
+            for (l, layer) in layers.enumerated() {
+                Ops.rmsNorm(x.pointer, weight: layer.attentionNorm.pointer, out: h.pointer, rows: total, n: d, eps: config.rmsEpsilon)
+                layer.attention.forwardBatch(h.pointer, total: total, positions: pos.baseAddress!, segments: segments,
+                                             layer: l, out: y.pointer)
+                Ops.addInPlace(x.pointer, y.pointer, count: total * d)
+                Ops.rmsNorm(x.pointer, weight: layer.mlpNorm.pointer, out: h.pointer, rows: total, n: d, eps: config.rmsEpsilon)
+                layer.mlp.forward(h.pointer, n: total, out: y.pointer)
+                Ops.addInPlace(x.pointer, y.pointer, count: total * d)
+            }
+        }
+        for seg in segments { seg.cache.advance(by: seg.count) }
+
+        // The last row of each sequence goes through the output projection, all in one product.
+        let last = FloatBuffer(count: segments.count * d, zeroed: false)  // [nSeq, d]
+        for (i, seg) in segments.enumerated() {
+            (last.pointer + i * d).update(from: x.pointer + (seg.offset + seg.count - 1) * d, count: d)
+        }
+        Ops.rmsNorm(last.pointer, weight: outputNorm.pointer, out: last.pointer, rows: segments.count, n: d, eps: config.rmsEpsilon)
+        let logits = FloatBuffer(count: segments.count * vocab, zeroed: false)  // [nSeq, vocab]
+        output.matmul(last.pointer, nTokens: segments.count, into: logits.pointer)
+        return (0..<segments.count).map { i in Array(UnsafeBufferPointer(start: logits.pointer + i * vocab, count: vocab)) }
+    }
+}
+
+extension AttentionBlock {
+    /// `forward` for a batch of sequences: projections over all `total` rows at once, RoPE at
+    /// each row's own position, then per sequence: store its keys/values in its cache and
+    /// attend over that cache.
+    /// - x: [total, d] f32; out: [total, d] f32; positions: [total]
+    func forwardBatch(_ x: UnsafePointer<Float>, total n: Int, positions: UnsafePointer<Int32>, segments: [BatchSegment],
+                      layer: Int, out: UnsafeMutablePointer<Float>) {
+        let qWidth = nHeads * headDim, kvWidth = nKVHeads * headDim
+        let q = FloatBuffer(count: n * qWidth, zeroed: false)  // [total, nHeads, headDim]
+        let k = FloatBuffer(count: n * kvWidth, zeroed: false) // [total, nKVHeads, headDim]
+        let v = FloatBuffer(count: n * kvWidth, zeroed: false) // [total, nKVHeads, headDim]
+        WeightMatrix.matmul([wq, wk, wv], x, nTokens: n, into: [q.pointer, k.pointer, v.pointer])
+        if let bq { Ops.addBias(q.pointer, bias: bq.pointer, rows: n, n: qWidth) }
+        if let bk { Ops.addBias(k.pointer, bias: bk.pointer, rows: n, n: kvWidth) }
+        if let bv { Ops.addBias(v.pointer, bias: bv.pointer, rows: n, n: kvWidth) }
+        if let qNorm { Ops.rmsNorm(q.pointer, weight: qNorm.pointer, out: q.pointer, rows: n * nHeads, n: headDim, eps: normEpsilon) }
+        if let kNorm { Ops.rmsNorm(k.pointer, weight: kNorm.pointer, out: k.pointer, rows: n * nKVHeads, n: headDim, eps: normEpsilon) }
+        rope.apply(q.pointer, nTokens: n, nHeads: nHeads, headDim: headDim, positions: positions)
+        rope.apply(k.pointer, nTokens: n, nHeads: nKVHeads, headDim: headDim, positions: positions)
+
+        let attn = FloatBuffer(count: n * qWidth, zeroed: false)  // [total, nHeads, headDim]
+        for seg in segments {
+            seg.cache.store(layer: layer, start: seg.start, n: seg.count,
+                            k: k.pointer + seg.offset * kvWidth, v: v.pointer + seg.offset * kvWidth)
+            Attention.causal(q: q.pointer + seg.offset * qWidth, k: seg.cache.keys[layer], v: seg.cache.values[layer],
+                             type: seg.cache.type, out: attn.pointer + seg.offset * qWidth,
+                             nTokens: seg.count, startPosition: seg.start, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim,
+                             scale: 1 / Float(headDim).squareRoot())
+        }
+        wo.matmul(attn.pointer, nTokens: n, into: out)
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+import SparrowEngine
+import SparrowSampling
+
+/// Continuous batching on a real model: several concurrent jobs must produce exactly what each
+/// produces alone through `Session`, and prefixes must be reused across jobs.
+@Suite("Scheduler on SmolLM2", .serialized,
+       .enabled(if: ProcessInfo.processInfo.environment["SPARROW_TEST_MODELS"] == "1"))
+struct SchedulerTests {
+    static func engine() throws -> Engine {
+        try Engine(path: ModelStore().resolve("smollm2-135m", pullIfMissing: false), contextLength: 512)
+    }
+
+    static func collect(_ h: GenerationHandle) async -> (tokens: [Int32], text: String, summary: GenerationSummary?, error: EngineError?) {
+        var tokens: [Int32] = [], text = ""
+        var summary: GenerationSummary?, error: EngineError?
+        for await e in h.events {
+            switch e {
+            case let .token(t): tokens.append(t.id); text += t.text
+            case let .text(s): text += s
+            case let .finished(s): summary = s
+            case let .failed(x): error = x
+            }
+        }
+        return (tokens, text, summary, error)
+    }
+
+    @Test("concurrent greedy jobs equal sequential sessions; prefill chunks interleave with decodes")
+    func matchesSessions() async throws {
+        let e = try Self.engine()
+        let prompts = ["The capital of France is", "def add(a, b):", "Once upon a time, in a land far away,", "1, 2, 3, 4,"]
+            .map { e.tokenize($0) }
+        var p = GenerationParameters()
+        p.maxTokens = 12
+        p.sampling = .greedy
+        let expected = try prompts.map { try e.makeSession().generate(prompt: $0, parameters: p) }
+
+        var config = SchedulerConfiguration()
+        config.maxSequences = 3  // one job waits in the queue
+        config.prefillChunk = 4  // prompts take several steps, interleaved with other jobs' decoding
+        let s = try Scheduler(engine: e, configuration: config)
+        let handles = try prompts.map { try s.submit(GenerationJob(prompt: $0, parameters: p)) }
+        var results: [(tokens: [Int32], text: String, summary: GenerationSummary?, error: EngineError?)] = []
+        for h in handles { results.append(await Self.collect(h)) }
+        for (r, x) in zip(results, expected) {
+            #expect(r.error == nil)
+            #expect(r.tokens == x.tokens)
+            #expect(r.text == x.text)
+            #expect(r.summary?.finishReason == x.finishReason)
+            #expect(r.summary?.completionTokens == x.tokens.count)
+        }
+        let stats = s.snapshot()
+        #expect(stats.batchedSequences > stats.steps)  // some steps served several sequences
+        s.shutdown()
+    }
+
+    @Test("a shared prefix is reused, from an idle slot or copied from another")
+    func prefixReuse() async throws {
+        let e = try Self.engine()
+        let system = String(repeating: "You are a careful assistant. ", count: 12)
+        let a = e.tokenize(system + "Question one?"), b = e.tokenize(system + "Question two?")
+        var p = GenerationParameters()
+        p.maxTokens = 4
+        p.sampling = .greedy
+        var config = SchedulerConfiguration()
+        config.maxSequences = 2
+        config.minPrefixCopy = 8
+        let s = try Scheduler(engine: e, configuration: config)
+        let first = await Self.collect(try s.submit(GenerationJob(prompt: a, parameters: p)))
+        #expect(first.summary?.cachedPromptTokens == 0)
+        let second = await Self.collect(try s.submit(GenerationJob(prompt: b, parameters: p)))
+        let shared = zip(a, b).prefix { $0 == $1 }.count
+        #expect(second.summary?.cachedPromptTokens == shared)
+        let alone = try e.makeSession().generate(prompt: b, parameters: p)
+        #expect(second.tokens == alone.tokens)
+        s.shutdown()
+    }
+
+    @Test("queue limit, timeout, cancellation and bad prompts")
+    func limits() async throws {
+        let e = try Self.engine()
+        var config = SchedulerConfiguration()
+        config.maxSequences = 1
+        config.queueCapacity = 0
+        let s = try Scheduler(engine: e, configuration: config)
+        var long = GenerationParameters()
+        long.maxTokens = 400
+        long.ignoreEndOfGeneration = true
+        let h = try s.submit(GenerationJob(prompt: e.tokenize("Tell me a story."), parameters: long, timeout: 0.5))
+        #expect(throws: EngineError.self) { _ = try s.submit(GenerationJob(prompt: e.tokenize("x"), parameters: long)) }
+        let r = await Self.collect(h)
+        if case .timedOut? = r.error {} else { Issue.record("expected a timeout, got \(String(describing: r.error))") }
+        let c = try s.submit(GenerationJob(prompt: e.tokenize("Tell me a story."), parameters: long))
+        c.cancel()
+        let rc = await Self.collect(c)
+        #expect(rc.summary == nil && rc.tokens.count < 400)
+        #expect(throws: EngineError.self) { _ = try s.submit(GenerationJob(prompt: [], parameters: long)) }
+        #expect(throws: EngineError.self) { _ = try s.submit(GenerationJob(prompt: Array(repeating: 1, count: 600), parameters: long)) }
+        s.shutdown()
+    }
+}
