@@ -298,6 +298,13 @@ public final class Scheduler: @unchecked Sendable {
     private func end(_ seq: Job, _ event: GenerationEvent?) {
         guard !seq.done else { return }
         seq.done = true
+        if active.contains(where: { $0 === seq }) {
+            // Free the slot in the published count before the client sees the end, so a
+            // request sent right after this one ends is not refused as over capacity.
+            lock.lock()
+            stats.active = max(0, stats.active - 1)
+            lock.unlock()
+        }
         if let event { seq.continuation.yield(event) }
         seq.continuation.finish()
         if let slot = seq.slot {
