@@ -74,6 +74,12 @@ struct OutputParserTests {
                 == [.toolCall(name: "get_weather", arguments: "{\"city\":\"Paris\"}")])
         #expect(run("{\"name\": \"other\", \"arguments\": {}}") == [.content("{\"name\": \"other\", \"arguments\": {}}")])
         #expect(run("{\"a\": 1} and text") == [.content("{\"a\": 1} and text")])
+        // Pretty-printed inside a ```json fence (what Qwen2.5-Coder-0.5B sometimes writes).
+        #expect(run("```json\n{\n  \"name\": \"get_weather\",\n  \"arguments\": {\n    \"city\": \"Paris\"\n  }\n}\n```")
+                == [.toolCall(name: "get_weather", arguments: "{\"city\":\"Paris\"}")])
+        // A code block that is not a call stays content, and streams.
+        let code = "```python\nprint(1)\n```"
+        #expect(run(code).map { piece -> String in if case let .content(c) = piece { return c } else { return "?" } }.joined() == code)
     }
 
     @Test("a forced prefix is parsed as if generated")

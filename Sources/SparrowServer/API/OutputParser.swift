@@ -81,6 +81,15 @@ package struct OutputParser {
                     let lead = buffer.drop { $0.isWhitespace }
                     if lead.isEmpty { return out }
                     if lead.first == "{" { state = .bareCall; continue }
+                    // llama.cpp's Hermes/Qwen parser also takes a call wrapped in a ```json fence.
+                    if lead.hasPrefix("`") {
+                        let fence = "```json"
+                        if lead.count < fence.count + 2, fence.hasPrefix(String(lead.prefix(fence.count))) { return out }
+                        if lead.hasPrefix(fence), lead.dropFirst(fence.count).drop(while: { $0.isWhitespace }).first == "{" {
+                            state = .bareCall
+                            continue
+                        }
+                    }
                 }
                 var tags: [String] = []
                 if format.reasoning { tags.append(Self.thinkOpen) }
@@ -169,8 +178,18 @@ package struct OutputParser {
         return .content(Self.toolOpen + toolBody + Self.toolClose)
     }
 
-    /// A reply made only of `{"name": TOOL, "arguments": {...}}` objects (one per line), or nil.
+    /// A reply made only of `{"name": TOOL, "arguments": {...}}` objects (one, or one per line),
+    /// optionally inside a ```json fence, or nil.
     private func bareCalls(_ text: String) -> [OutputPiece]? {
+        var text = text.trimmingWhitespace
+        if text.hasPrefix("```json"), text.hasSuffix("```"), text.count >= 10 {
+            text = String(text.dropFirst(7).dropLast(3)).trimmingWhitespace
+        }
+        // One (possibly pretty-printed) object, else one object per line.
+        if let v = try? JSONValue.parse(text), case let .string(name)? = v["name"], toolNames.contains(name),
+           let args = v["arguments"] ?? v["parameters"], case .object = args {
+            return [.toolCall(name: name, arguments: args.serialized)]
+        }
         var calls: [OutputPiece] = []
         for line in text.split(whereSeparator: \.isNewline) where !line.trimmingWhitespace.isEmpty {
             guard let v = try? JSONValue.parse(String(line)), case let .string(name)? = v["name"], toolNames.contains(name),
