@@ -168,16 +168,7 @@ public enum AVX2Dot {
                 let d = yd * half(xb, 0)
                 let dmin = -yd * half(xb, 2)
 
-                let sc = xb + 4
-                let u0 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
-                let u1 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-                let u2 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-                let t3 = ((u2 >> 4) & 0x0f0f_0f0f) | (((u1 >> 6) & 0x0303_0303) << 4)
-                let t2 = u1 & 0x3f3f_3f3f
-                let t1 = (u2 & 0x0f0f_0f0f) | (((u0 >> 6) & 0x0303_0303) << 4)
-                let t0 = u0 & 0x3f3f_3f3f
-                let utmp = _mm_set_epi32(Int32(bitPattern: t3), Int32(bitPattern: t2), Int32(bitPattern: t1), Int32(bitPattern: t0))
-                let minsAndScales = _mm256_cvtepu8_epi16(utmp)
+                let minsAndScales = kQuantScalesAndMins(xb)
 
                 let q8sums = load256(yb + 260)
                 let q8s = _mm_hadd_epi16(lo128(q8sums), hi128(q8sums))
@@ -223,16 +214,7 @@ public enum AVX2Dot {
             let d = yd * half(xb, 0)
             let dmin = -yd * half(xb, 2)
 
-            let sc = xb + 4
-            let u0 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
-            let u1 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-            let u2 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-            let t3 = ((u2 >> 4) & 0x0f0f_0f0f) | (((u1 >> 6) & 0x0303_0303) << 4)
-            let t2 = u1 & 0x3f3f_3f3f
-            let t1 = (u2 & 0x0f0f_0f0f) | (((u0 >> 6) & 0x0303_0303) << 4)
-            let t0 = u0 & 0x3f3f_3f3f
-            let utmp = _mm_set_epi32(Int32(bitPattern: t3), Int32(bitPattern: t2), Int32(bitPattern: t1), Int32(bitPattern: t0))
-            let minsAndScales = _mm256_cvtepu8_epi16(utmp)
+            let minsAndScales = kQuantScalesAndMins(xb)
 
             let q8sums = load256(yb + 260)
             let q8s = _mm_hadd_epi16(lo128(q8sums), hi128(q8sums))
@@ -337,6 +319,21 @@ public enum AVX2Dot {
         let a = Int16(xb.load(fromByteOffset: 192 + k, as: Int8.self))
         let b = Int16(xb.load(fromByteOffset: 193 + k, as: Int8.self))
         return join(_mm_set1_epi16(a), _mm_set1_epi16(b))
+    }
+
+    /// The 8 six-bit scales (int16 lanes 0..<8) and 8 mins (lanes 8..<16) of a Q4_K/Q5_K block
+    /// (12 packed bytes at offset 4), as ggml's AVX2 kernels unpack them.
+    @inline(__always)
+    static func kQuantScalesAndMins(_ xb: UnsafeRawPointer) -> __m256i {
+        let sc = xb + 4
+        let u0 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+        let u1 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        let u2 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+        let t3 = ((u2 >> 4) & 0x0f0f_0f0f) | (((u1 >> 6) & 0x0303_0303) << 4)
+        let t2 = u1 & 0x3f3f_3f3f
+        let t1 = (u2 & 0x0f0f_0f0f) | (((u0 >> 6) & 0x0303_0303) << 4)
+        let t0 = u0 & 0x3f3f_3f3f
+        return _mm256_cvtepu8_epi16(_mm_set_epi32(Int32(bitPattern: t3), Int32(bitPattern: t2), Int32(bitPattern: t1), Int32(bitPattern: t0)))
     }
 }
 #endif

@@ -19,16 +19,7 @@ extension AVX2Dot {
             let xb = x + i * 144
             let xd = half(xb, 0), xmin = half(xb, 2)
 
-            let sc = xb + 4
-            let u0 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
-            let u1 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-            let u2 = UInt32(littleEndian: sc.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-            let t3 = ((u2 >> 4) & 0x0f0f_0f0f) | (((u1 >> 6) & 0x0303_0303) << 4)
-            let t2 = u1 & 0x3f3f_3f3f
-            let t1 = (u2 & 0x0f0f_0f0f) | (((u0 >> 6) & 0x0303_0303) << 4)
-            let t0 = u0 & 0x3f3f_3f3f
-            let utmp = _mm_set_epi32(Int32(bitPattern: t3), Int32(bitPattern: t2), Int32(bitPattern: t1), Int32(bitPattern: t0))
-            let minsAndScales = _mm256_cvtepu8_epi16(utmp)
+            let minsAndScales = kQuantScalesAndMins(xb)
             let mins = hi128(minsAndScales)
             let sc128 = lo128(minsAndScales)
             let scales = join(sc128, sc128)

@@ -22,10 +22,7 @@ public enum AVX2Vector {
             s3 = _mm256_fmadd_ps(ax(i + 24), bx(i + 24), s3)
             i += 32
         }
-        let r = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))
-        let t0 = _mm_add_ps(r.lowHalf, r.highHalf)
-        let t1 = _mm_hadd_ps(t0, t0)
-        var sum = Double(_mm_hadd_ps(t1, t1)[0])
+        var sum = ggmlReduce(s0, s1, s2, s3)
         while i < count {
             sum += Double(a[i] * _cvtsh_ss(b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
             i += 1
@@ -45,10 +42,7 @@ public enum AVX2Vector {
             s3 = _mm256_fmadd_ps(ld(a, i + 24), ld(b, i + 24), s3)
             i += 32
         }
-        let r = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))
-        let t0 = _mm_add_ps(r.lowHalf, r.highHalf)
-        let t1 = _mm_hadd_ps(t0, t0)
-        var sum = Double(_mm_hadd_ps(t1, t1)[0])
+        var sum = ggmlReduce(s0, s1, s2, s3)
         while i < count {
             sum += Double(a[i] * b[i])
             i += 1
@@ -138,6 +132,16 @@ public enum AVX2Vector {
             i += 1
         }
         return sum
+    }
+
+    /// ggml's `GGML_F32x8_REDUCE` of four 8-lane accumulators, (0+1)+(2+3) then across lanes,
+    /// widened to Double as `ggml_vec_dot_f16/f32` keep it.
+    @inline(__always)
+    static func ggmlReduce(_ s0: __m256, _ s1: __m256, _ s2: __m256, _ s3: __m256) -> Double {
+        let r = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))
+        let t0 = _mm_add_ps(r.lowHalf, r.highHalf)
+        let t1 = _mm_hadd_ps(t0, t0)
+        return Double(_mm_hadd_ps(t1, t1)[0])
     }
 }
 #endif
