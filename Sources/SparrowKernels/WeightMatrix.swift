@@ -111,23 +111,35 @@ public struct WeightMatrix: @unchecked Sendable {
             return
         }
         if nTokens >= 4, QuantKernels.useAVX2, type == .q4_K || type == .q6_K {
-            // Prefill: each K-quant row is unpacked once per four tokens.
-            for r in from..<to {
-                let row = data + r * rowBytes
-                var t = 0
-                while t + 4 <= nTokens {
-                    if type == .q4_K {
-                        AVX2Dot.q4_KTokens4(row, act.buffer + t * act.rowBytes, actRowBytes: act.rowBytes, blocks: cols / 256,
-                                            out: y + t * rows + r, outStride: rows)
-                    } else {
-                        AVX2Dot.q6_KTokens4(row, act.buffer + t * act.rowBytes, actRowBytes: act.rowBytes, blocks: cols / 256,
-                                            out: y + t * rows + r, outStride: rows)
+            // Prefill: each K-quant row is unpacked once per four tokens, in tiles of 4 rows × a
+            // chunk of tokens (as AVX2Tiles.block: rows stay in L1, the chunk's activations in L2).
+            let t4 = nTokens & ~3, blocks = cols / 256, ab = act.rowBytes
+            let chunk = max(4, min(t4, (196_608 / ab) & ~3))
+            var t0 = 0
+            while t0 < t4 {
+                let t1 = min(t4, t0 + chunk)
+                var r0 = from
+                while r0 < to {
+                    let r1 = min(to, r0 + 4)
+                    var t = t0
+                    while t < t1 {
+                        for r in r0..<r1 {
+                            let row = data + r * rowBytes, a = act.buffer + t * ab, out = y + t * rows + r
+                            if type == .q4_K {
+                                AVX2Dot.q4_KTokens4(row, a, actRowBytes: ab, blocks: blocks, out: out, outStride: rows)
+                            } else {
+                                AVX2Dot.q6_KTokens4(row, a, actRowBytes: ab, blocks: blocks, out: out, outStride: rows)
+                            }
+                        }
+                        t += 4
                     }
-                    t += 4
+                    r0 = r1
                 }
-                while t < nTokens {
-                    y[t * rows + r] = QuantKernels.dot(type, row: row, activations: act.buffer + t * act.rowBytes, count: cols)
-                    t += 1
+                t0 = t1
+            }
+            for t in t4..<nTokens {
+                for r in from..<to {
+                    y[t * rows + r] = QuantKernels.dot(type, row: data + r * rowBytes, activations: act.buffer + t * ab, count: cols)
                 }
             }
             return

@@ -211,6 +211,41 @@ public enum AVX2Tiles {
         out[3 * outStride] = AVX2Dot.hsum(a3) + m3
     }
 
+    /// One row against eight tokens: as `tokens4`, with the row's quants unpacked once per
+    /// eight tokens (unpacking a Q5_0 block costs about as much as two tokens' products). Types
+    /// without a minimum only (Q4_0, Q5_0, Q8_0): gathering eight tokens' sums per block for
+    /// the minimum term costs more than it saves.
+    @inline(__always)
+    static func tokens8<F: Block32>(_ f: F.Type, _ w: UnsafeRawPointer, _ act: UnsafeRawPointer, _ actRowBytes: Int,
+                                    _ scales: UnsafePointer<Float>, _ scaleStride: Int, _ blocks: Int,
+                                    _ out: UnsafeMutablePointer<Float>, _ outStride: Int) {
+        let ab = actBytes(F.hasMin), qo = ab - 32
+        var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0
+        for b in 0..<blocks {
+            let xb = w + b * F.bytes
+            let d = AVX2Dot.halfAt(xb)
+            let qx = F.quants(xb)
+            let ax = absQuants(f, qx)
+            let yb = act + b * ab + qo
+            let s = scales + 2 * b
+            let dv = _mm256_set1_ps(d)
+            @inline(__always) func step(_ t: Int, _ acc: inout __m256) {
+                let y = AVX2Dot.load256(yb + t * actRowBytes)
+                acc = _mm256_fmadd_ps(_mm256_mul_ps(dv, _mm256_broadcast_ss(s + t * scaleStride)), product(f, qx, ax, y), acc)
+            }
+            step(0, &a0); step(1, &a1); step(2, &a2); step(3, &a3)
+            step(4, &a4); step(5, &a5); step(6, &a6); step(7, &a7)
+        }
+        out[0] = AVX2Dot.hsum(a0)
+        out[outStride] = AVX2Dot.hsum(a1)
+        out[2 * outStride] = AVX2Dot.hsum(a2)
+        out[3 * outStride] = AVX2Dot.hsum(a3)
+        out[4 * outStride] = AVX2Dot.hsum(a4)
+        out[5 * outStride] = AVX2Dot.hsum(a5)
+        out[6 * outStride] = AVX2Dot.hsum(a6)
+        out[7 * outStride] = AVX2Dot.hsum(a7)
+    }
+
     /// y[t·yStride + r] = row r · token t for rows 0..<nRows (`rowBytes` apart from `w`) and
     /// tokens 0..<nTokens (activations `actRowBytes` apart, scales `scaleStride` floats apart).
     @inline(__always)
@@ -229,17 +264,39 @@ public enum AVX2Tiles {
             }
             return
         }
-        for r in 0..<nRows {
-            let row = w + r * rowBytes
-            var t = 0
-            while t + 4 <= nTokens {
-                tokens4(f, row, act + t * actRowBytes, actRowBytes, scales + t * scaleStride, scaleStride, blocks,
-                        y + t * yStride + r, yStride)
-                t += 4
+        // Tiles of 4 rows × a chunk of tokens: the 4 rows (a few KB) stay in L1 while the chunk's
+        // activations stream past them, four tokens at a time, so each activation block is read
+        // from L2 once per 4 rows rather than once per row; the chunk (≤ 192 KB) stays in L2.
+        let t4 = nTokens & ~3
+        let chunk = max(8, min(t4, (196_608 / actRowBytes) & ~7))
+        var t0 = 0
+        while t0 < t4 {
+            let t1 = min(t4, t0 + chunk)
+            var r0 = 0
+            while r0 < nRows {
+                let r1 = min(nRows, r0 + 4)
+                var t = t0
+                while !F.hasMin && t + 8 <= t1 {
+                    for r in r0..<r1 {
+                        tokens8(f, w + r * rowBytes, act + t * actRowBytes, actRowBytes, scales + t * scaleStride, scaleStride, blocks,
+                                y + t * yStride + r, yStride)
+                    }
+                    t += 8
+                }
+                while t < t1 {
+                    for r in r0..<r1 {
+                        tokens4(f, w + r * rowBytes, act + t * actRowBytes, actRowBytes, scales + t * scaleStride, scaleStride, blocks,
+                                y + t * yStride + r, yStride)
+                    }
+                    t += 4
+                }
+                r0 = r1
             }
-            while t < nTokens {
-                y[t * yStride + r] = dot1(f, row, act + t * actRowBytes, scales + t * scaleStride, blocks)
-                t += 1
+            t0 = t1
+        }
+        for t in t4..<nTokens {
+            for r in 0..<nRows {
+                y[t * yStride + r] = dot1(f, w + r * rowBytes, act + t * actRowBytes, scales + t * scaleStride, blocks)
             }
         }
     }

@@ -20,7 +20,7 @@ struct MatmulTests {
     @Test("matmul matches per-element generic dots", arguments: weightTypes.filter { $0 != .q8_1 && $0 != .q8_K })
     func matchesGeneric(_ type: GGMLType) throws {
         var rng = SplitMix64(seed: UInt64(type.rawValue) &* 7919)
-        for (rows, nTokens, blocks) in [(1, 1, 1), (3, 1, 3), (4, 1, 2), (9, 1, 5), (5, 2, 1), (4, 4, 3), (7, 5, 2), (13, 9, 1), (64, 3, 2)] {
+        for (rows, nTokens, blocks) in [(1, 1, 1), (3, 1, 3), (4, 1, 2), (9, 1, 5), (5, 2, 1), (4, 4, 3), (7, 5, 2), (13, 9, 1), (6, 21, 3), (5, 40, 2), (64, 3, 2)] {
             let cols = blocks * type.blockSize
             var bytes: [UInt8] = []
             var rowBytes: [[UInt8]] = []
