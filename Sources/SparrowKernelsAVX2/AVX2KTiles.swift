@@ -1,45 +1,66 @@
 // AVX2 kernels for K-quant weights against four tokens at once (prefill): each 256-value
-// block's scales and quants are unpacked once and used for four Q8_K activation rows, where
-// `AVX2Dot.q4_K` / `q6_K` unpack them once per token. Per token the integer sums and the
-// float accumulation are exactly `AVX2Dot`'s.
+// block's quants are unpacked once and used for four Q8_K activation rows, where
+// `AVX2Dot.q4_K` / `q6_K` unpack them once per token. Per token the integer sums are exactly
+// `AVX2Dot`'s; Q4_K's scales are unpacked once per row (`q4_KPrepare`) and its minimum term
+// is folded into the main accumulator, so its float rounding differs from ggml's vec_dot
+// (as llama.cpp's own repacked prefill kernels do).
 
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
 
 extension AVX2Dot {
+    /// Bytes per Q4_K superblock that `q4_KPrepare` writes.
+    public static let q4_KPreparedBytes = 96
+
+    /// Unpacks what a Q4_K row's superblocks need once, however many tokens meet them: per
+    /// superblock, 96 bytes: the eight 6-bit sub-block scales as i16, twice (32 B); the minimum
+    /// term's row factors −dmin·min[k] as f32 (32 B); d as f32 (4 B).
+    public static func q4_KPrepare(_ x: UnsafeRawPointer, blocks: Int, into pre: UnsafeMutableRawPointer) {
+        for i in 0..<blocks {
+            let xb = x + i * 144
+            let ms = kQuantScalesAndMins(xb)
+            let sc = lo128(ms)
+            let pb = pre + i * q4_KPreparedBytes
+            pb.storeBytes(of: join(sc, sc), as: __m256i.self)
+            let mins = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(hi128(ms)))
+            (pb + 32).storeBytes(of: _mm256_mul_ps(_mm256_set1_ps(-half(xb, 2)), mins), as: __m256.self)
+            (pb + 64).storeBytes(of: half(xb, 0), as: Float.self)
+        }
+    }
+
     /// Q4_K row × four Q8_K token rows (`actRowBytes` apart):
     /// out[0], out[outStride], out[2·outStride], out[3·outStride].
-    public static func q4_KTokens4(_ x: UnsafeRawPointer, _ act: UnsafeRawPointer, actRowBytes: Int, blocks: Int,
+    ///
+    /// `pre` is the row's `q4_KPrepare` output (unpacked once per row, not once per four
+    /// tokens); `kSums` holds each token's Q8_K sub-block sums d·Σq per 32 values (8 f32 per
+    /// superblock, `kSumStride` floats per token), so the minimum term is one FMA per
+    /// superblock and token, accumulated in the same lanes as the main term.
+    public static func q4_KTokens4(_ pre: UnsafeRawPointer, _ x: UnsafeRawPointer, _ act: UnsafeRawPointer, actRowBytes: Int,
+                                   kSums: UnsafePointer<Float>, kSumStride: Int, blocks: Int,
                                    out: UnsafeMutablePointer<Float>, outStride: Int) {
         let m4 = _mm256_set1_epi8(0x0F)
         var acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
-        var accM0 = SIMD4<Float>.zero, accM1 = accM0, accM2 = accM0, accM3 = accM0
-        @inline(__always) func sh(_ k: Int) -> __m256i { _mm256_set1_epi16(Int16(2 * k) | Int16(2 * k + 1) << 8) }
+        let r1 = actRowBytes, r2 = 2 * actRowBytes, r3 = 3 * actRowBytes
         for i in 0..<blocks {
             let xb = x + i * 144
-            let xd = half(xb, 0), xmin = half(xb, 2)
-
-            let minsAndScales = kQuantScalesAndMins(xb)
-            let mins = hi128(minsAndScales)
-            let sc128 = lo128(minsAndScales)
-            let scales = join(sc128, sc128)
-
+            let pb = pre + i * q4_KPreparedBytes
+            let scales = load256(pb)
             let y0 = act + i * 292
-            @inline(__always) func minTerm(_ yb: UnsafeRawPointer, _ accM: inout SIMD4<Float>) {
-                let yd = yb.loadUnaligned(as: Float.self)
-                let q8sums = load256(yb + 260)
-                let q8s = _mm_hadd_epi16(lo128(q8sums), hi128(q8sums))
-                accM = accM + (-yd * xmin) * _mm_cvtepi32_ps(_mm_madd_epi16(mins, q8s))
-            }
-            minTerm(y0, &accM0)
-            minTerm(y0 + actRowBytes, &accM1)
-            minTerm(y0 + 2 * actRowBytes, &accM2)
-            minTerm(y0 + 3 * actRowBytes, &accM3)
+
+            // −dmin·Σ_k min[k]·(d_y·Σ sub-block k's activation quants)
+            let mv = _mm256_loadu_ps((pb + 32).assumingMemoryBound(to: Float.self))
+            let ks = kSums + i * 8
+            acc0 = _mm256_fmadd_ps(mv, _mm256_loadu_ps(ks), acc0)
+            acc1 = _mm256_fmadd_ps(mv, _mm256_loadu_ps(ks + kSumStride), acc1)
+            acc2 = _mm256_fmadd_ps(mv, _mm256_loadu_ps(ks + 2 * kSumStride), acc2)
+            acc3 = _mm256_fmadd_ps(mv, _mm256_loadu_ps(ks + 3 * kSumStride), acc3)
 
             var s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0
-            for j in 0..<4 {
-                let scaleL = _mm256_shuffle_epi8(scales, sh(2 * j))
-                let scaleH = _mm256_shuffle_epi8(scales, sh(2 * j + 1))
+            // Sub-blocks 2j and 2j+1 (64 values): low and high nibbles of 32 bytes; shL/shH pick
+            // their scales out of `scales` (constant masks once the four calls are inlined).
+            @inline(__always) func pair(_ j: Int, _ shL: Int16, _ shH: Int16) {
+                let scaleL = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(shL))
+                let scaleH = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(shH))
                 let q4bits = load256(xb + 16 + 32 * j)
                 let q4l = _mm256_and_si256(q4bits, m4)
                 let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4)
@@ -50,27 +71,40 @@ extension AVX2Dot {
                     sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16l, p16h))
                 }
                 step(y0, &s0)
-                step(y0 + actRowBytes, &s1)
-                step(y0 + 2 * actRowBytes, &s2)
-                step(y0 + 3 * actRowBytes, &s3)
+                step(y0 + r1, &s1)
+                step(y0 + r2, &s2)
+                step(y0 + r3, &s3)
             }
+            pair(0, 0x0100, 0x0302)
+            pair(1, 0x0504, 0x0706)
+            pair(2, 0x0908, 0x0B0A)
+            pair(3, 0x0D0C, 0x0F0E)
+            let xd = _mm256_broadcast_ss((pb + 64).assumingMemoryBound(to: Float.self))
             @inline(__always) func finish(_ yb: UnsafeRawPointer, _ sumi: __m256i, _ acc: inout __m256) {
-                let d = yb.loadUnaligned(as: Float.self) * xd
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc)
+                let d = _mm256_mul_ps(xd, _mm256_broadcast_ss(yb.assumingMemoryBound(to: Float.self)))
+                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc)
             }
             finish(y0, s0, &acc0)
-            finish(y0 + actRowBytes, s1, &acc1)
-            finish(y0 + 2 * actRowBytes, s2, &acc2)
-            finish(y0 + 3 * actRowBytes, s3, &acc3)
+            finish(y0 + r1, s1, &acc1)
+            finish(y0 + r2, s2, &acc2)
+            finish(y0 + r3, s3, &acc3)
         }
-        @inline(__always) func total(_ acc: __m256, _ accM: SIMD4<Float>) -> Float {
-            let m = accM.lowHalf + accM.highHalf
-            return hsum(acc) + (m[0] + m[1])
+        out[0] = hsum(acc0)
+        out[outStride] = hsum(acc1)
+        out[2 * outStride] = hsum(acc2)
+        out[3 * outStride] = hsum(acc3)
+    }
+
+    /// Each Q8_K row's sub-block sums for `q4_KTokens4`: d·(bsums[2k] + bsums[2k+1]), the
+    /// scaled sum of the activation quants of each 32 values, 8 f32 per superblock.
+    public static func q8_KSums(_ act: UnsafeRawPointer, blocks: Int, into out: UnsafeMutablePointer<Float>) {
+        for i in 0..<blocks {
+            let yb = act + i * 292
+            let b = load256(yb + 260)
+            let pairs = _mm256_cvtepi16_epi32(_mm_hadd_epi16(lo128(b), hi128(b)))
+            let d = _mm256_broadcast_ss(yb.assumingMemoryBound(to: Float.self))
+            _mm256_storeu_ps(out + i * 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(pairs)))
         }
-        out[0] = total(acc0, accM0)
-        out[outStride] = total(acc1, accM1)
-        out[2 * outStride] = total(acc2, accM2)
-        out[3 * outStride] = total(acc3, accM3)
     }
 
     /// Q6_K row × four Q8_K token rows (`actRowBytes` apart):
