@@ -201,10 +201,17 @@ extension AttentionBlock {
     func forwardBatch(_ x: UnsafePointer<Float>, total n: Int, positions: UnsafePointer<Int32>, segments: [BatchSegment],
                       layer: Int, out: UnsafeMutablePointer<Float>) {
         let qWidth = nHeads * headDim, kvWidth = nKVHeads * headDim
-        let q = FloatBuffer(count: n * qWidth, zeroed: false)  // [total, nHeads, headDim]
+        let q: FloatBuffer, gate: FloatBuffer?  // [total, nHeads, headDim] each
         let k = FloatBuffer(count: n * kvWidth, zeroed: false) // [total, nKVHeads, headDim]
         let v = FloatBuffer(count: n * kvWidth, zeroed: false) // [total, nKVHeads, headDim]
-        WeightMatrix.matmul([wq, wk, wv], x, nTokens: n, into: [q.pointer, k.pointer, v.pointer])
+        if outputGate {
+            (q, gate) = projectQuery(x, n: n)
+            WeightMatrix.matmul([wk, wv], x, nTokens: n, into: [k.pointer, v.pointer])
+        } else {
+            q = FloatBuffer(count: n * qWidth, zeroed: false)
+            gate = nil
+            WeightMatrix.matmul([wq, wk, wv], x, nTokens: n, into: [q.pointer, k.pointer, v.pointer])
+        }
         if let bq { Ops.addBias(q.pointer, bias: bq.pointer, rows: n, n: qWidth) }
         if let bk { Ops.addBias(k.pointer, bias: bk.pointer, rows: n, n: kvWidth) }
         if let bv { Ops.addBias(v.pointer, bias: bv.pointer, rows: n, n: kvWidth) }
@@ -222,6 +229,7 @@ extension AttentionBlock {
                              nTokens: seg.count, startPosition: seg.start, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim,
                              scale: 1 / Float(headDim).squareRoot())
         }
+        if let gate { Ops.mulSigmoid(attn.pointer, gate: gate.pointer, count: n * qWidth) }
         wo.matmul(attn.pointer, nTokens: n, into: out)
     }
 }
