@@ -17,7 +17,10 @@ For each architecture (qwen3next, qwen35, qwen35moe) this script
      squeezed, qwen3next's in_proj_qkvz split into attn_qkv/attn_gate, qwen3.5's value heads
      reordered from grouped to tiled),
   5. records llama.cpp's logits on that GGUF (llama-cpp-python, F32 KV cache, no flash attention),
-and writes Tests/SparrowModelsTests/Fixtures/hybrid/<arch>.gguf, <arch>.json and <arch>-hf/.
+and writes Tests/SparrowModelsTests/Fixtures/hybrid/<arch>.gguf, <arch>.json and <arch>-hf/, and
+for qwen3next and qwen35moe llama.cpp's Q8_0 quantization <arch>-q8_0.gguf. For qwen35moe it
+also checks that llama.cpp's converter gives the same tensors from the checkpoint laid out as
+`Qwen3_5MoeForConditionalGeneration` (text_config, model.language_model., fused experts).
 
 The JSON holds the config, the tokens, every position's logits from both references, and the
 smallest top-k routing margin (MoE architectures), so a reader knows no routing decision is a
@@ -35,6 +38,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +49,10 @@ LLAMA_CPP_DIR = os.environ.get("LLAMA_CPP_DIR", "/tmp/lcp/llama_cpp_python-0.3.3
 # Routing decisions must be at least this far from a tie (router logit gap).
 MIN_MARGIN = 2e-3
 TOKENS = [3, 17, 42, 5, 99, 64, 12, 7, 120, 33, 8, 77, 3, 17, 42, 90, 61, 2, 45, 100]
+# Architectures whose GGUF llama.cpp also quantizes to Q8_0 (<arch>-q8_0.gguf; both β/α layouts).
+QUANTIZED = {"qwen3next", "qwen35moe"}
+# Architectures whose text weights are also converted from a vision-language checkpoint layout.
+VISION_LANGUAGE = {"qwen35moe": "Qwen3_5MoeForConditionalGeneration"}
 # Largest fixture (GGUF or HF directory) we are willing to commit.
 MAX_BYTES = 300_000
 
@@ -182,6 +190,65 @@ def llama_cpp_logits(path: str, tokens, vocab: int):
     return np.array(llm.scores[: len(tokens), :vocab], dtype=np.float32)
 
 
+def llama_cpp_quantize(src: str, dst: str, ftype: int):
+    """llama.cpp's llama-quantize (llama_model_quantize) of src into dst."""
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = 1
+    rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), params)
+    if rc != 0:
+        sys.exit(f"llama_model_quantize({src}) failed: {rc}")
+
+
+def vision_language_layout(hf_dir: str, out_dir: str, arch_name: str):
+    """The same text weights laid out as a `Qwen3_5*ForConditionalGeneration` checkpoint:
+    config keys nested in text_config, tensors under model.language_model., routed experts fused
+    into [E, 2·ff, d] gate_up_proj / [E, d, ff] down_proj, plus a vision tensor and an MTP
+    tensor that a text conversion must leave out."""
+    from safetensors.torch import load_file, save_file
+
+    sd = load_file(os.path.join(hf_dir, "model.safetensors"))
+    out = {}
+    experts = {}
+    for name, t in sd.items():
+        parts = name.split(".")
+        if len(parts) >= 7 and parts[3] == "mlp" and parts[4] == "experts" and parts[5].isdigit():
+            experts.setdefault(int(parts[2]), {})[(int(parts[5]), parts[6])] = t
+            continue
+        out[name.replace("model.", "model.language_model.", 1) if name.startswith("model.") else name] = t
+    for layer, byKey in experts.items():
+        n = max(e for e, _ in byKey) + 1
+        gate_up = torch.stack([torch.cat([byKey[(e, "gate_proj")], byKey[(e, "up_proj")]], dim=0) for e in range(n)])
+        down = torch.stack([byKey[(e, "down_proj")] for e in range(n)])
+        out[f"model.language_model.layers.{layer}.mlp.experts.gate_up_proj"] = gate_up.contiguous()
+        out[f"model.language_model.layers.{layer}.mlp.experts.down_proj"] = down.contiguous()
+    out["model.visual.patch_embed.proj.weight"] = torch.zeros(4, 3)
+    out["mtp.fc.weight"] = torch.zeros(4, 4)
+    os.makedirs(out_dir, exist_ok=True)
+    save_file(out, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(hf_dir, "config.json")) as f:
+        text = json.load(f)
+    text.pop("architectures", None)
+    config = dict(architectures=[arch_name], model_type=text["model_type"].removesuffix("_text"),
+                  tie_word_embeddings=text.get("tie_word_embeddings", False), text_config=text,
+                  vision_config=dict(depth=1, hidden_size=4))
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+
+
+def same_tensors(a: str, b: str) -> bool:
+    sys.path.insert(0, os.path.join(LLAMA_CPP_DIR, "gguf-py"))
+    import gguf
+
+    ra, rb = gguf.GGUFReader(a), gguf.GGUFReader(b)
+    ta = {t.name: t for t in ra.tensors}
+    tb = {t.name: t for t in rb.tensors}
+    return ta.keys() == tb.keys() and all(
+        list(ta[n].shape) == list(tb[n].shape) and np.array_equal(ta[n].data, tb[n].data) for n in ta)
+
+
 def rows(a: np.ndarray):
     # 9 significant digits round-trip every f32 exactly.
     return [[float(f"{v:.9g}") for v in row] for row in a]
@@ -217,6 +284,23 @@ def main():
         gguf_path = os.path.join(OUT_DIR, f"{arch}.gguf")
         convert_with_llama_cpp(hf_dir, gguf_path)
         lc = llama_cpp_logits(gguf_path, TOKENS, cfg["vocab_size"])
+        if arch in QUANTIZED:
+            # llama.cpp's Q8_0 quantization, for `sparrow quantize` to match byte for byte.
+            import llama_cpp
+            q8_path = os.path.join(OUT_DIR, f"{arch}-q8_0.gguf")
+            llama_cpp_quantize(gguf_path, q8_path, llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0)
+            q8 = llama_cpp_logits(q8_path, TOKENS, cfg["vocab_size"])
+        if arch in VISION_LANGUAGE:
+            # The converter reads a vision-language checkpoint's text part to the same tensors
+            # (HybridTests builds the same layout and expects Sparrow's conversion to agree).
+            with tempfile.TemporaryDirectory() as tmp:
+                vl_dir = os.path.join(tmp, "vl")
+                vision_language_layout(hf_dir, vl_dir, VISION_LANGUAGE[arch])
+                vl_gguf = os.path.join(tmp, "vl.gguf")
+                convert_with_llama_cpp(vl_dir, vl_gguf)
+                if not same_tensors(gguf_path, vl_gguf):
+                    sys.exit(f"{arch}: the {VISION_LANGUAGE[arch]} layout converts to different tensors")
+                print(f"{arch}: {VISION_LANGUAGE[arch]} layout (fused experts) converts to the same tensors")
         scale = float(np.abs(hf).max())
         rel = float(np.abs(lc - hf).max()) / scale
         sizes = (os.path.getsize(gguf_path), directory_bytes(hf_dir))
@@ -237,6 +321,10 @@ def main():
             transformers_logits=rows(hf),
             llama_cpp_logits=rows(lc),
         )
+        if arch in QUANTIZED:
+            # llama.cpp on its own Q8_0 file: 8-bit weights and activations move these tiny random
+            # models' logits by tens of percent from F32 (so Q8_0 is checked against this, not transformers).
+            fixture["llama_cpp_q8_0_logits"] = rows(q8)
         with open(os.path.join(OUT_DIR, f"{arch}.json"), "w") as f:
             json.dump(fixture, f)
 

@@ -28,6 +28,8 @@ struct HybridTests {
         var min_routing_margin: Double?
         var transformers_logits: [[Float]]
         var llama_cpp_logits: [[Float]]
+        /// llama.cpp on its own Q8_0 quantization of the GGUF (qwen3next, qwen35moe).
+        var llama_cpp_q8_0_logits: [[Float]]?
     }
 
     static func path(_ name: String, _ ext: String?) throws -> String {
@@ -97,20 +99,7 @@ struct HybridTests {
         defer { try? FileManager.default.removeItem(atPath: out) }
         try GGUFConversion.write(path: out, metadata: hf.metadata, tensors: hf.tensors, target: .f32)
         let ours = try GGUFFile(path: out), theirs = try Self.fixture(arch).0
-        #expect(Set(ours.tensorsByName.keys) == Set(theirs.tensorsByName.keys))
-        for t in theirs.tensors {
-            guard let o = ours.tensorsByName[t.name] else { continue }
-            #expect(o.type == t.type && o.shape == t.shape, "\(t.name): \(o.type) \(o.shape) vs \(t.type) \(t.shape)")
-            guard o.byteCount == t.byteCount else { continue }
-            if t.name.hasSuffix("ssm_a") {
-                // −exp(A_log): glibc's expf and torch's exp may differ in the last bit.
-                let a = o.data.assumingMemoryBound(to: UInt32.self), b = t.data.assumingMemoryBound(to: UInt32.self)
-                let ulps = (0..<t.elementCount).map { abs(Int64(a[$0]) - Int64(b[$0])) }.max() ?? 0
-                #expect(ulps <= 1, "\(t.name): \(ulps) ulps from the converter's")
-            } else {
-                #expect(memcmp(o.data, t.data, t.byteCount) == 0, "\(t.name): bytes differ from the converter's")
-            }
-        }
+        Self.expectConverterTensors(ours, theirs, "\(arch) from HF")
         for key in ["\(arch).ssm.conv_kernel", "\(arch).ssm.state_size", "\(arch).ssm.group_count", "\(arch).ssm.time_step_rank",
                     "\(arch).ssm.inner_size", "\(arch).rope.dimension_count", "\(arch).attention.key_length",
                     "\(arch).expert_count", "\(arch).expert_shared_feed_forward_length", "\(arch).feed_forward_length"] {
@@ -123,6 +112,118 @@ struct HybridTests {
         let error = Self.relativeError(logits, f.transformers_logits)
         print("\(arch) HF directory: prefill vs transformers \(error)")
         #expect(error < Self.tolerance)
+    }
+
+    /// Every tensor of `theirs` (llama.cpp's converter output) is in `ours` with the same type,
+    /// shape and bytes, except `ssm_a` = −exp(A_log), allowed 1 ulp (glibc's expf and torch's exp
+    /// may round the last bit differently). Shapes compare as ggml sees them: the Python
+    /// converter writes the shared-expert gate as [d, 1], Sparrow (like llama-quantize) as [d].
+    static func expectConverterTensors(_ ours: GGUFFile, _ theirs: GGUFFile, _ label: String) {
+        func ggmlShape(_ s: [Int]) -> [Int] {
+            var s = s
+            while s.count > 1, s.last == 1 { s.removeLast() }
+            return s
+        }
+        #expect(Set(ours.tensorsByName.keys) == Set(theirs.tensorsByName.keys), "\(label): tensor names")
+        for t in theirs.tensors {
+            guard let o = ours.tensorsByName[t.name] else { continue }
+            #expect(o.type == t.type && ggmlShape(o.shape) == ggmlShape(t.shape),
+                    "\(label) \(t.name): \(o.type) \(o.shape) vs \(t.type) \(t.shape)")
+            guard o.byteCount == t.byteCount else { continue }
+            if t.name.hasSuffix("ssm_a"), t.type == .f32 {
+                let a = o.data.assumingMemoryBound(to: UInt32.self), b = t.data.assumingMemoryBound(to: UInt32.self)
+                let ulps = (0..<t.elementCount).map { abs(Int64(a[$0]) - Int64(b[$0])) }.max() ?? 0
+                #expect(ulps <= 1, "\(label) \(t.name): \(ulps) ulps from the converter's")
+            } else {
+                #expect(memcmp(o.data, t.data, t.byteCount) == 0, "\(label) \(t.name): bytes differ from the converter's")
+            }
+        }
+    }
+
+    /// A safetensors file of F32 tensors (header JSON padded to 8 bytes, then the data).
+    static func writeSafetensors(_ tensors: [(name: String, shape: [Int], values: [Float])], to path: String) throws {
+        var entries: [String] = [], offset = 0
+        for t in tensors {
+            let bytes = t.values.count * 4
+            entries.append("\"\(t.name)\":{\"dtype\":\"F32\",\"shape\":\(t.shape),\"data_offsets\":[\(offset),\(offset + bytes)]}")
+            offset += bytes
+        }
+        var header = Array(("{" + entries.joined(separator: ",") + "}").utf8)
+        while header.count % 8 != 0 { header.append(UInt8(ascii: " ")) }
+        var data = Data()
+        withUnsafeBytes(of: UInt64(header.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(contentsOf: header)
+        for t in tensors { t.values.withUnsafeBytes { data.append(contentsOf: $0) } }
+        try data.write(to: URL(fileURLWithPath: path))
+    }
+
+    @Test("a Qwen3_5MoeForConditionalGeneration checkpoint (text_config, language_model prefix, fused experts) gives the same text model")
+    func visionLanguageLayout() throws {
+        // The layout scripts/make_hybrid_fixtures.py checks llama.cpp's converter against.
+        let source = try SafetensorsFile(path: try Self.path("qwen35moe-hf", nil) + "/model.safetensors")
+        func values(_ t: SafetensorsTensor) -> [Float] {
+            Array(UnsafeBufferPointer(start: t.data.assumingMemoryBound(to: Float.self), count: t.elementCount))
+        }
+        var tensors: [(name: String, shape: [Int], values: [Float])] = []
+        var experts: [Int: [Int: [String: SafetensorsTensor]]] = [:]  // layer → expert → projection
+        for t in source.tensors {
+            let p = t.name.split(separator: ".").map(String.init)
+            if p.count == 8, p[3] == "mlp", p[4] == "experts", let layer = Int(p[2]), let e = Int(p[5]) {
+                experts[layer, default: [:]][e, default: [:]][p[6]] = t
+            } else {
+                tensors.append((t.name.hasPrefix("model.") ? "model.language_model." + t.name.dropFirst(6) : t.name, t.shape, values(t)))
+            }
+        }
+        for (layer, byExpert) in experts {
+            let n = byExpert.count
+            let gateUp = try (0..<n).flatMap { e throws in
+                try values(#require(byExpert[e]?["gate_proj"])) + values(#require(byExpert[e]?["up_proj"]))
+            }
+            let down = try (0..<n).flatMap { e throws in try values(#require(byExpert[e]?["down_proj"])) }
+            let g = try #require(byExpert[0]?["gate_proj"]), dn = try #require(byExpert[0]?["down_proj"])
+            tensors.append(("model.language_model.layers.\(layer).mlp.experts.gate_up_proj", [n, 2 * g.shape[0], g.shape[1]], gateUp))
+            tensors.append(("model.language_model.layers.\(layer).mlp.experts.down_proj", [n] + dn.shape, down))
+        }
+        tensors.append(("model.visual.patch_embed.proj.weight", [4, 3], [Float](repeating: 0, count: 12)))
+        tensors.append(("mtp.fc.weight", [4, 4], [Float](repeating: 0, count: 16)))
+
+        let dir = MoEConversionTests.temporaryPath("qwen35moe-vl")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.writeSafetensors(tensors, to: dir + "/model.safetensors")
+        var text = try #require(JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: try Self.path("qwen35moe-hf", nil) + "/config.json"))) as? [String: Any])
+        text["architectures"] = nil
+        let config: [String: Any] = ["architectures": ["Qwen3_5MoeForConditionalGeneration"], "model_type": "qwen3_5_moe",
+                                     "tie_word_embeddings": false, "text_config": text,
+                                     "vision_config": ["depth": 1, "hidden_size": 4]]
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: dir + "/config.json"))
+
+        let hf = try HuggingFaceCheckpoint(directory: dir)
+        #expect(hf.architecture == "qwen35moe")
+        let out = dir + "/converted.gguf"
+        try GGUFConversion.write(path: out, metadata: hf.metadata, tensors: hf.tensors, target: .f32)
+        Self.expectConverterTensors(try GGUFFile(path: out), try Self.fixture("qwen35moe").0, "qwen35moe VL layout")
+    }
+
+    @Test("Q8_0 quantization equals llama.cpp's llama-quantize byte for byte and still runs", arguments: ["qwen3next", "qwen35moe"])
+    func q8_0MatchesLlamaCpp(arch: String) throws {
+        let (gguf, f) = try Self.fixture(arch)
+        let source = GGUFConversion.source(gguf)
+        let out = MoEConversionTests.temporaryPath("\(arch)-hybrid-q8_0.gguf")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try GGUFConversion.write(path: out, metadata: source.metadata, tensors: source.tensors, target: .q8_0)
+        let ours = try GGUFFile(path: out)
+        MoEConversionTests.expectSameTensors(ours, try GGUFFile(path: try Self.path("\(arch)-q8_0", "gguf")), arch)
+        #expect(ours.tensorsByName["blk.0.ssm_conv1d.weight"]?.type == .f32)
+        // 8-bit weights and activations move these tiny random models' logits by tens of percent
+        // from F32 (llama.cpp's own Q8_0 logits too), so the quantized path is checked against
+        // llama.cpp running the same file.
+        let model = try ModelRegistry.load(ours)
+        let logits = try model.forward(f.tokens, cache: model.makeCache(capacity: 32, type: .f32), allLogits: true)
+        let error = Self.relativeError(logits, try #require(f.llama_cpp_q8_0_logits))
+        print("\(arch): Q8_0 vs llama.cpp on its Q8_0 file: relative error \(error); vs transformers F32 \(Self.relativeError(logits, f.transformers_logits))")
+        #expect(error < 1e-3)
     }
 
     @Test("decoding token by token after a prefill gives the full prefill's logits", arguments: architectures, [KVCacheType.f32, .f16])
