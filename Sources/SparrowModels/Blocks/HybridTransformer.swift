@@ -181,17 +181,18 @@ public final class HybridTransformer: LanguageModel, @unchecked Sendable {
         var saveAfter: [(RecurrentState, Int)] = []  // snapshots taken from the live state after the step
         for seg in segments {
             guard let state = seg.cache.recurrent else { continue }
-            let m = state.snapshotOffset(start: seg.start, n: seg.count)
-            var inside: RecurrentState.Snapshot?
-            if let m {
-                if m < seg.count {
-                    inside = RecurrentState.Snapshot(position: seg.start + m, layout: state.layout)
-                } else {
-                    saveAfter.append((state, seg.start + m))
-                }
+            var after = 0, inside: RecurrentState.Snapshot?
+            switch state.snapshotOffset(start: seg.start, n: seg.count) {
+            case let m? where m < seg.count:
+                after = m
+                inside = RecurrentState.Snapshot(position: seg.start + m, layout: state.layout)
+            case let m?:
+                saveAfter.append((state, seg.start + m))
+            case nil:
+                break
             }
             recurrentSegments.append(RecurrentSegment(offset: seg.offset, count: seg.count, state: state,
-                                                      snapshotAfter: inside == nil ? 0 : m ?? 0, snapshot: inside))
+                                                      snapshotAfter: after, snapshot: inside))
         }
 
         let h = FloatBuffer(count: total * d, zeroed: false)  // [total, d] normalised input of a block
