@@ -33,24 +33,27 @@ public struct AttentionBlock: Sendable {
         self.outputGate = outputGate
     }
 
-    /// The q projection of n rows: q [n, nHeads, headDim] and, with an output gate, the gate
-    /// [n, nHeads·headDim] split off each head's second half.
-    func projectQuery(_ x: UnsafePointer<Float>, n: Int) -> (q: FloatBuffer, gate: FloatBuffer?) {
-        let qWidth = nHeads * headDim
+    /// The q/k/v projections of n rows (one pass over the three matrices): q [n, nHeads,
+    /// headDim], k and v [n, nKVHeads, headDim], and with an output gate the gate [n, nHeads,
+    /// headDim] split off the second half of each head's q projection.
+    func project(_ x: UnsafePointer<Float>, n: Int) -> (q: FloatBuffer, k: FloatBuffer, v: FloatBuffer, gate: FloatBuffer?) {
+        let qWidth = nHeads * headDim, kvWidth = nKVHeads * headDim
+        let k = FloatBuffer(count: n * kvWidth, zeroed: false)  // [n, nKVHeads, headDim]
+        let v = FloatBuffer(count: n * kvWidth, zeroed: false)  // [n, nKVHeads, headDim]
         guard outputGate else {
             let q = FloatBuffer(count: n * qWidth, zeroed: false)  // [n, nHeads, headDim]
-            wq.matmul(x, nTokens: n, into: q.pointer)
-            return (q, nil)
+            WeightMatrix.matmul([wq, wk, wv], x, nTokens: n, into: [q.pointer, k.pointer, v.pointer])
+            return (q, k, v, nil)
         }
         let full = FloatBuffer(count: n * 2 * qWidth, zeroed: false)  // [n, nHeads, 2, headDim]
-        wq.matmul(x, nTokens: n, into: full.pointer)
+        WeightMatrix.matmul([wq, wk, wv], x, nTokens: n, into: [full.pointer, k.pointer, v.pointer])
         let q = FloatBuffer(count: n * qWidth, zeroed: false)     // [n, nHeads, headDim]
         let gate = FloatBuffer(count: n * qWidth, zeroed: false)  // [n, nHeads, headDim]
         for r in 0..<(n * nHeads) {
             (q.pointer + r * headDim).update(from: full.pointer + 2 * r * headDim, count: headDim)
             (gate.pointer + r * headDim).update(from: full.pointer + (2 * r + 1) * headDim, count: headDim)
         }
-        return (q, gate)
+        return (q, k, v, gate)
     }
 
     /// - x: [n, d] f32 (normalised input); out: [n, d] f32
@@ -59,17 +62,7 @@ public struct AttentionBlock: Sendable {
     func forward(_ x: UnsafePointer<Float>, n: Int, positions: UnsafePointer<Int32>, startPosition: Int,
                  cache: KVCache, layer: Int, out: UnsafeMutablePointer<Float>) {
         let qWidth = nHeads * headDim, kvWidth = nKVHeads * headDim
-        let q: FloatBuffer, gate: FloatBuffer?  // [n, nHeads, headDim] each
-        let k = FloatBuffer(count: n * kvWidth, zeroed: false) // [n, nKVHeads, headDim]
-        let v = FloatBuffer(count: n * kvWidth, zeroed: false) // [n, nKVHeads, headDim]
-        if outputGate {
-            (q, gate) = projectQuery(x, n: n)
-            WeightMatrix.matmul([wk, wv], x, nTokens: n, into: [k.pointer, v.pointer])
-        } else {
-            q = FloatBuffer(count: n * qWidth, zeroed: false)
-            gate = nil
-            WeightMatrix.matmul([wq, wk, wv], x, nTokens: n, into: [q.pointer, k.pointer, v.pointer])
-        }
+        let (q, k, v, gate) = project(x, n: n)  // [n, nHeads | nKVHeads, headDim]; gate like q
         if let bq { Ops.addBias(q.pointer, bias: bq.pointer, rows: n, n: qWidth) }
         if let bk { Ops.addBias(k.pointer, bias: bk.pointer, rows: n, n: kvWidth) }
         if let bv { Ops.addBias(v.pointer, bias: bv.pointer, rows: n, n: kvWidth) }

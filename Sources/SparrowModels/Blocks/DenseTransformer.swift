@@ -201,17 +201,7 @@ extension AttentionBlock {
     func forwardBatch(_ x: UnsafePointer<Float>, total n: Int, positions: UnsafePointer<Int32>, segments: [BatchSegment],
                       layer: Int, out: UnsafeMutablePointer<Float>) {
         let qWidth = nHeads * headDim, kvWidth = nKVHeads * headDim
-        let q: FloatBuffer, gate: FloatBuffer?  // [total, nHeads, headDim] each
-        let k = FloatBuffer(count: n * kvWidth, zeroed: false) // [total, nKVHeads, headDim]
-        let v = FloatBuffer(count: n * kvWidth, zeroed: false) // [total, nKVHeads, headDim]
-        if outputGate {
-            (q, gate) = projectQuery(x, n: n)
-            WeightMatrix.matmul([wk, wv], x, nTokens: n, into: [k.pointer, v.pointer])
-        } else {
-            q = FloatBuffer(count: n * qWidth, zeroed: false)
-            gate = nil
-            WeightMatrix.matmul([wq, wk, wv], x, nTokens: n, into: [q.pointer, k.pointer, v.pointer])
-        }
+        let (q, k, v, gate) = project(x, n: n)  // [total, nHeads | nKVHeads, headDim]; gate like q
         if let bq { Ops.addBias(q.pointer, bias: bq.pointer, rows: n, n: qWidth) }
         if let bk { Ops.addBias(k.pointer, bias: bk.pointer, rows: n, n: kvWidth) }
         if let bv { Ops.addBias(v.pointer, bias: bv.pointer, rows: n, n: kvWidth) }
