@@ -163,7 +163,7 @@ public final class Scheduler: @unchecked Sendable {
             var n = 0
             let m = min(limit, tokens.count)
             while n < m && tokens[n] == prompt[n] { n += 1 }
-            return n
+            return s.cache.restorablePrefix(n)  // a hybrid model's cache goes back only to a saved state
         }
         clock += 1
         let free = slots.filter { !$0.busy }
@@ -183,8 +183,10 @@ public final class Scheduler: @unchecked Sendable {
                 reused = c
             }
         }
-        target.cache.truncate(to: reused)
+        reused = target.cache.truncate(to: reused)
         target.tokens.removeLast(target.tokens.count - reused)
+        // Keep the recurrent state before the last prompt token for a later request sharing the prompt.
+        target.cache.requestSnapshot(at: prompt.count - 1)
         target.busy = true
         target.lastUsed = clock
         seq.slot = target

@@ -66,10 +66,13 @@ public final class Session: @unchecked Sendable {
         guard prompt.count < ctx else { throw .promptTooLong(promptTokens: prompt.count, context: ctx) }
 
         // Reuse the common prefix, but always recompute at least the last prompt token for its logits.
+        // A hybrid model's cache may go back less far than asked (to its latest state snapshot).
         var common = 0
         while common < min(cachedTokens.count, prompt.count - 1), cachedTokens[common] == prompt[common] { common += 1 }
-        cache.truncate(to: common)
+        common = cache.truncate(to: common)
         cachedTokens.removeLast(cachedTokens.count - common)
+        // Keep the recurrent state before the last prompt token, so this prompt or one extending it can resume there.
+        cache.requestSnapshot(at: prompt.count - 1)
 
         var sampler = Sampler(parameters.sampling)
         for t in prompt { sampler.accept(t) }

@@ -47,6 +47,20 @@ public enum Ops {
         }
     }
 
+    /// Output gate: x[i] *= sigmoid(gate[i]) (the gated attention of Qwen3-Next / Qwen3.5:
+    /// ggml's `sigmoid` then `mul`).
+    public static func mulSigmoid(_ x: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count { x[i] *= 1 / (1 + expf(-gate[i])) }
+    }
+
+    /// SiLU gate: x[i] *= silu(gate[i]) (the gated RMSNorm of Gated DeltaNet: ggml's `silu` then `mul`).
+    public static func mulSiLU(_ x: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let g = gate[i]
+            x[i] *= g / (1 + expf(-g))
+        }
+    }
+
     /// In-place numerically stable softmax of one row.
     public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
         guard count > 0 else { return }

@@ -1,11 +1,19 @@
 import SparrowKernels
 
-/// Keys and values of every layer for one sequence.
+/// Keys and values of every attention layer for one sequence, and, for a hybrid model, the
+/// recurrent state of its linear-attention layers.
 ///
 /// Rows are positions: row p of layer l holds the key (value) of token p for all KV heads, in
 /// `type` (f16 by default, like llama.cpp). `count` positions are valid; `truncate(to:)` drops
 /// a suffix so a shared prompt prefix can be reused and only the new tokens recomputed.
+///
+/// A recurrent state summarises every position seen and cannot be cut back to a prefix. It
+/// keeps a few snapshots of itself (`requestSnapshot(at:)`), and `truncate(to:)` goes back to
+/// the latest snapshot at or before the requested position, or to the empty state: never to a
+/// state that does not belong to the kept prefix. `restorablePrefix(_:)` says beforehand where
+/// that will be, so callers count reused tokens correctly.
 public final class KVCache: @unchecked Sendable {
+    /// Attention layers (a hybrid model's linear-attention layers have no keys/values).
     public let layerCount: Int
     /// Positions this cache can hold.
     public let capacity: Int
@@ -16,10 +24,13 @@ public final class KVCache: @unchecked Sendable {
     public let keys: [UnsafeMutableRawPointer]
     /// values[l]: [capacity, nKVHeads, headDim] of `type`
     public let values: [UnsafeMutableRawPointer]
+    /// The linear-attention layers' state (hybrid models only).
+    public let recurrent: RecurrentState?
     /// Valid positions.
     public private(set) var count = 0
 
-    public init(layerCount: Int, capacity: Int, rowWidth: Int, type: KVCacheType = .f16) {
+    public init(layerCount: Int, capacity: Int, rowWidth: Int, type: KVCacheType = .f16,
+                recurrent layout: RecurrentStateLayout? = nil) {
         self.layerCount = layerCount
         self.capacity = capacity
         self.rowWidth = rowWidth
@@ -27,6 +38,7 @@ public final class KVCache: @unchecked Sendable {
         let bytes = max(capacity * rowWidth * type.byteSize, 1)
         keys = (0..<layerCount).map { _ in .allocate(byteCount: bytes, alignment: 64) }
         values = (0..<layerCount).map { _ in .allocate(byteCount: bytes, alignment: 64) }
+        recurrent = layout.map(RecurrentState.init)
     }
 
     deinit {
@@ -34,24 +46,54 @@ public final class KVCache: @unchecked Sendable {
         for p in values { p.deallocate() }
     }
 
-    /// Bytes held by keys and values.
-    public var byteCount: Int { 2 * layerCount * capacity * rowWidth * type.byteSize }
+    /// Bytes held by keys and values and the recurrent state with its snapshots.
+    public var byteCount: Int { 2 * layerCount * capacity * rowWidth * type.byteSize + (recurrent?.byteCount ?? 0) }
 
-    /// Forgets positions at and after `newCount`.
-    public func truncate(to newCount: Int) { count = max(0, min(count, newCount)) }
+    /// The longest prefix of at most `n` positions this cache can go back to: min(n, count)
+    /// without a recurrent state; with one, `count` itself, or else the latest snapshot at or
+    /// before n (0, the empty state, when there is none).
+    public func restorablePrefix(_ n: Int) -> Int {
+        let n = max(0, min(n, count))
+        guard let recurrent, n < count else { return n }
+        return recurrent.latestSnapshot(atOrBefore: n)
+    }
+
+    /// Forgets positions at and after `restorablePrefix(newCount)` (restoring the recurrent
+    /// state saved there) and returns the positions kept, which can be fewer than asked for.
+    @discardableResult
+    public func truncate(to newCount: Int) -> Int {
+        let kept = restorablePrefix(newCount)
+        if let recurrent, kept < count || kept == 0 { recurrent.restore(position: kept) }
+        count = kept
+        return kept
+    }
+
+    /// Asks that the recurrent state be saved when a forward pass reaches `position` tokens
+    /// (including one that starts or ends there), so the cache can later go back to it. Session
+    /// and Scheduler ask for the position before a prompt's last token: the same prompt again,
+    /// or any prompt extending it, then recomputes only what follows. No effect without a
+    /// recurrent state; a newer request replaces an older one.
+    public func requestSnapshot(at position: Int) {
+        recurrent?.pendingSnapshot = position
+    }
 
     /// Replaces this cache's contents with the first `count` positions of `source` (a prompt
-    /// prefix another sequence already computed). Both caches must have the same layout.
+    /// prefix another sequence already computed). Both caches must have the same layout, and
+    /// with a recurrent state `count` must be a position `source` can restore.
     /// - Returns: false (and leaves this cache unchanged) when layouts differ or `count` exceeds
-    ///   what `source` holds or this cache can hold.
+    ///   what `source` holds or this cache can hold, or is not `source.restorablePrefix(count)`.
     @discardableResult
     public func copyPrefix(from source: KVCache, count n: Int) -> Bool {
         guard source !== self, source.layerCount == layerCount, source.rowWidth == rowWidth, source.type == type,
-              n >= 0, n <= source.count, n <= capacity else { return false }
+              source.recurrent?.layout == recurrent?.layout,
+              n >= 0, n <= source.count, n <= capacity, source.restorablePrefix(n) == n else { return false }
         let bytes = n * rowWidth * type.byteSize
         for l in 0..<layerCount {
             keys[l].copyMemory(from: source.keys[l], byteCount: bytes)
             values[l].copyMemory(from: source.values[l], byteCount: bytes)
+        }
+        if let recurrent, let theirs = source.recurrent {
+            recurrent.copyState(of: theirs, at: n, sourceCount: source.count)
         }
         count = n
         return true

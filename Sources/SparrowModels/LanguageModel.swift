@@ -69,6 +69,9 @@ public enum ModelRegistry {
         "qwen3": { gguf throws(ModelError) in try Qwen3.load(gguf) },
         "qwen2moe": { gguf throws(ModelError) in try Qwen2MoE.load(gguf) },
         "qwen3moe": { gguf throws(ModelError) in try Qwen3MoE.load(gguf) },
+        "qwen3next": { gguf throws(ModelError) in try Qwen3Next.load(gguf) },
+        "qwen35": { gguf throws(ModelError) in try Qwen35.load(gguf) },
+        "qwen35moe": { gguf throws(ModelError) in try Qwen35MoE.load(gguf) },
     ]
 
     /// Loads the model a GGUF file describes.

@@ -16,7 +16,8 @@ public struct TransformerConfig: Sendable, Equatable {
     public var headCountKV: Int
     /// `{arch}.attention.key_length`: per-head dimension; default embeddingLength / headCount.
     public var headDim: Int
-    /// `{arch}.feed_forward_length`: MLP hidden width.
+    /// `{arch}.feed_forward_length`: MLP hidden width; 0 for a sparse model whose file has no
+    /// dense width (qwen35moe).
     public var feedForwardLength: Int
     /// `{arch}.context_length`: context the model was trained for (tokens).
     public var contextLength: Int
@@ -32,7 +33,9 @@ public struct TransformerConfig: Sendable, Equatable {
     public var vocabularySize: Int
 
     /// Reads the common keys for `arch` from a GGUF file.
-    public init(gguf: GGUFFile, architecture arch: String, ropeOrdering: RoPE.Ordering) throws(ModelError) {
+    /// - feedForwardDefault: the width when the file has no `feed_forward_length` (nil: required).
+    public init(gguf: GGUFFile, architecture arch: String, ropeOrdering: RoPE.Ordering,
+                feedForwardDefault: Int? = nil) throws(ModelError) {
         func int(_ key: String, default d: Int? = nil) throws(ModelError) -> Int {
             if let v = gguf.metadata["\(arch).\(key)"]?.intValue { return v }
             if let d { return d }
@@ -50,7 +53,7 @@ public struct TransformerConfig: Sendable, Equatable {
         headCountKV = try int("attention.head_count_kv", default: headCount)
         guard headCount > 0 else { throw .invalidConfig("attention.head_count is 0") }
         headDim = try int("attention.key_length", default: embeddingLength / headCount)
-        feedForwardLength = try int("feed_forward_length")
+        feedForwardLength = try int("feed_forward_length", default: feedForwardDefault)
         contextLength = try int("context_length", default: 2048)
         rmsEpsilon = try float("attention.layer_norm_rms_epsilon", default: 1e-6)
         ropeBase = try float("rope.freq_base", default: 10000)
@@ -65,8 +68,11 @@ public struct TransformerConfig: Sendable, Equatable {
 
     /// Checks the values fit together; errors name the values.
     public func validate() throws(ModelError) {
-        guard embeddingLength > 0, blockCount > 0, feedForwardLength > 0 else {
-            throw .invalidConfig("embedding_length \(embeddingLength), block_count \(blockCount), feed_forward_length \(feedForwardLength) must be positive")
+        guard embeddingLength > 0, blockCount > 0 else {
+            throw .invalidConfig("embedding_length \(embeddingLength) and block_count \(blockCount) must be positive")
+        }
+        guard feedForwardLength >= 0 else {
+            throw .invalidConfig("feed_forward_length \(feedForwardLength) must not be negative")
         }
         guard headCountKV > 0, headCount % headCountKV == 0 else {
             throw .invalidConfig("head_count \(headCount) must be a multiple of head_count_kv \(headCountKV)")

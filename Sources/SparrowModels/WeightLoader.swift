@@ -41,6 +41,26 @@ public struct WeightLoader {
     public func optionalVector(_ name: String, count: Int) throws(ModelError) -> FloatBuffer? {
         has(name) ? try vector(name, count: count) : nil
     }
+
+    /// A small tensor of exactly `shape` (ggml order) as f32, row after row (e.g. the
+    /// convolution taps `ssm_conv1d` [kernel, channels] → [channels][kernel]).
+    public func floats(_ name: String, shape: [Int]) throws(ModelError) -> FloatBuffer {
+        guard let t = gguf.tensorsByName[name] else { throw .missingTensor(name) }
+        guard t.shape == shape, let rowLength = shape.first, rowLength > 0 else {
+            throw .shapeMismatch(tensor: name, expected: shape, found: t.shape)
+        }
+        guard let rowBytes = t.type.rowBytes(rowLength) else {
+            throw .format(.badTensor(tensor: name, reason: "row length \(rowLength) is not a multiple of the \(t.type) block size \(t.type.blockSize)"))
+        }
+        let rows = t.elementCount / rowLength
+        let out = FloatBuffer(count: t.elementCount, zeroed: false)
+        do {
+            for r in 0..<rows { try dequantizeRow(t.type, t.data + r * rowBytes, out.pointer + r * rowLength, count: rowLength) }
+        } catch {
+            throw .format(error)
+        }
+        return out
+    }
 }
 
 extension WeightLoader {

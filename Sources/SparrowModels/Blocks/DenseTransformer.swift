@@ -201,10 +201,7 @@ extension AttentionBlock {
     func forwardBatch(_ x: UnsafePointer<Float>, total n: Int, positions: UnsafePointer<Int32>, segments: [BatchSegment],
                       layer: Int, out: UnsafeMutablePointer<Float>) {
         let qWidth = nHeads * headDim, kvWidth = nKVHeads * headDim
-        let q = FloatBuffer(count: n * qWidth, zeroed: false)  // [total, nHeads, headDim]
-        let k = FloatBuffer(count: n * kvWidth, zeroed: false) // [total, nKVHeads, headDim]
-        let v = FloatBuffer(count: n * kvWidth, zeroed: false) // [total, nKVHeads, headDim]
-        WeightMatrix.matmul([wq, wk, wv], x, nTokens: n, into: [q.pointer, k.pointer, v.pointer])
+        let (q, k, v, gate) = project(x, n: n)  // [total, nHeads | nKVHeads, headDim]; gate like q
         if let bq { Ops.addBias(q.pointer, bias: bq.pointer, rows: n, n: qWidth) }
         if let bk { Ops.addBias(k.pointer, bias: bk.pointer, rows: n, n: kvWidth) }
         if let bv { Ops.addBias(v.pointer, bias: bv.pointer, rows: n, n: kvWidth) }
@@ -222,6 +219,7 @@ extension AttentionBlock {
                              nTokens: seg.count, startPosition: seg.start, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim,
                              scale: 1 / Float(headDim).squareRoot())
         }
+        if let gate { Ops.mulSigmoid(attn.pointer, gate: gate.pointer, count: n * qWidth) }
         wo.matmul(attn.pointer, nTokens: n, into: out)
     }
 }

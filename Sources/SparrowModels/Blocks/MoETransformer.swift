@@ -47,36 +47,43 @@ public final class MoETransformer: LanguageModel, @unchecked Sendable {
     static func load(_ gguf: GGUFFile, config c: TransformerConfig, moe m: MoEConfig,
                      attention: (WeightLoader, Int, RoPE) throws(ModelError) -> AttentionBlock) throws(ModelError) -> MoETransformer {
         let w = WeightLoader(gguf: gguf)
-        let d = c.embeddingLength, ffe = m.expertFeedForwardLength, ffs = m.sharedFeedForwardLength
+        let d = c.embeddingLength
         let rope = RoPE(ordering: c.ropeOrdering, dimensions: c.ropeDimensions, base: c.ropeBase)
         var layers: [SparseDecoderLayer] = []
         for i in 0..<c.blockCount {
             let p = "blk.\(i)."
-            let gates = try w.experts(p + "ffn_gate_exps.weight", count: m.expertCount, rows: ffe, cols: d)
-            let ups = try w.experts(p + "ffn_up_exps.weight", count: m.expertCount, rows: ffe, cols: d)
-            let downs = try w.experts(p + "ffn_down_exps.weight", count: m.expertCount, rows: d, cols: ffe)
-            var shared: GatedMLP?, sharedGate: FloatBuffer?
-            if ffs > 0 {
-                shared = GatedMLP(gate: try w.matrix(p + "ffn_gate_shexp.weight", rows: ffs, cols: d),
-                                  up: try w.matrix(p + "ffn_up_shexp.weight", rows: ffs, cols: d),
-                                  down: try w.matrix(p + "ffn_down_shexp.weight", rows: d, cols: ffs))
-                sharedGate = try w.vector(p + "ffn_gate_inp_shexp.weight", count: d)
-            }
-            let block = MoEBlock(
-                router: try w.matrix(p + "ffn_gate_inp.weight", rows: m.expertCount, cols: d),
-                experts: (0..<m.expertCount).map { GatedMLP(gate: gates[$0], up: ups[$0], down: downs[$0]) },
-                shared: shared, sharedGate: sharedGate,
-                expertUsedCount: m.expertUsedCount, normalizeTopK: m.normalizeTopK, weightsScale: m.weightsScale)
             layers.append(SparseDecoderLayer(
                 attentionNorm: try w.vector(p + "attn_norm.weight", count: d),
                 attention: try attention(w, i, rope),
                 ffnNorm: try w.vector(p + "ffn_norm.weight", count: d),
-                moe: block))
+                moe: try moeBlock(w, layer: i, embedding: d, moe: m)))
         }
         let embedding = try w.matrix("token_embd.weight", rows: c.vocabularySize, cols: d)
         return MoETransformer(config: c, moe: m, embedding: embedding, layers: layers,
                               outputNorm: try w.vector("output_norm.weight", count: d),
                               output: try w.optionalMatrix("output.weight", rows: c.vocabularySize, cols: d) ?? embedding)
+    }
+
+    /// The mixture of experts of layer i, bound by llama.cpp's names (see `load`).
+    static func moeBlock(_ w: WeightLoader, layer i: Int, embedding d: Int, moe m: MoEConfig) throws(ModelError) -> MoEBlock {
+        let p = "blk.\(i)."
+        let ffe = m.expertFeedForwardLength, ffs = m.sharedFeedForwardLength
+        let gates = try w.experts(p + "ffn_gate_exps.weight", count: m.expertCount, rows: ffe, cols: d)
+        let ups = try w.experts(p + "ffn_up_exps.weight", count: m.expertCount, rows: ffe, cols: d)
+        let downs = try w.experts(p + "ffn_down_exps.weight", count: m.expertCount, rows: d, cols: ffe)
+        var shared: GatedMLP?, sharedGate: FloatBuffer?
+        if ffs > 0 {
+            shared = GatedMLP(gate: try w.matrix(p + "ffn_gate_shexp.weight", rows: ffs, cols: d),
+                              up: try w.matrix(p + "ffn_up_shexp.weight", rows: ffs, cols: d),
+                              down: try w.matrix(p + "ffn_down_shexp.weight", rows: d, cols: ffs))
+            // [d] or, as convert_hf_to_gguf.py writes Hugging Face's [1, d] gate, [d, 1].
+            sharedGate = try w.vector(p + "ffn_gate_inp_shexp.weight", count: d)
+        }
+        return MoEBlock(
+            router: try w.matrix(p + "ffn_gate_inp.weight", rows: m.expertCount, cols: d),
+            experts: (0..<m.expertCount).map { GatedMLP(gate: gates[$0], up: ups[$0], down: downs[$0]) },
+            shared: shared, sharedGate: sharedGate,
+            expertUsedCount: m.expertUsedCount, normalizeTopK: m.normalizeTopK, weightsScale: m.weightsScale)
     }
 
     public func makeCache(capacity: Int, type: KVCacheType) -> KVCache {

@@ -48,16 +48,21 @@ public enum GGUFConversion {
     }
 
     /// Chooses each tensor's output type as llama.cpp does for a plain `--type` (without its
-    /// per-tensor mixtures):
-    /// only 2-D and 3-D tensors whose name ends in "weight" are converted, except norms and the
-    /// MoE router (`ffn_gate_inp`, kept exact for routing); the rest become F32 (or stay as
+    /// per-tensor mixtures), and its shape as ggml writes it (trailing 1s dropped: [d, 1] is [d]):
+    /// only 2-D and 3-D tensors whose name ends in "weight" are converted, except norms, the
+    /// MoE router (`ffn_gate_inp`, kept exact for routing) and the small convolution taps of
+    /// linear-attention layers (`ssm_conv1d`); the rest become F32 (or stay as
     /// they are if not a float type). A row length the target's block does not divide falls
     /// back as llama.cpp's `tensor_type_fallback` does: Q4_K → Q5_0, Q6_K → Q8_0, otherwise
     /// (or if that does not fit either) F16.
     public static func plan(_ tensors: [SourceTensor], target: GGMLType) -> [Planned] {
         tensors.map { t in
+            // Dimensions as ggml counts them (`ggml_n_dims`: trailing 1s do not count), so the
+            // shared-expert gate the Python converter writes as [d, 1] stays F32 as in llama-quantize.
+            var t = t
+            while t.shape.count > 1, t.shape.last == 1 { t.shape.removeLast() }
             let convertible = t.shape.count >= 2 && t.name.hasSuffix("weight") && !t.name.contains("_norm.weight")
-                && !t.name.contains("ffn_gate_inp.weight")
+                && !t.name.contains("ffn_gate_inp.weight") && !t.name.contains("ssm_conv1d")
             guard convertible else {
                 let floatSource: Set<GGMLType> = [.f32, .f16, .bf16]
                 return Planned(source: t, type: floatSource.contains(t.type) ? .f32 : t.type, note: nil)

@@ -23,7 +23,12 @@ public struct SourceTensor: @unchecked Sendable {
 /// its GGUF name (per-expert tensors stacked into `ffn_*_exps`), without copying weights.
 ///
 /// Supported: `Qwen2ForCausalLM`, `Qwen3ForCausalLM`, `Qwen2MoeForCausalLM`,
-/// `Qwen3MoeForCausalLM` (all NeoX RoPE, so no q/k row permutation is needed, unlike llama).
+/// `Qwen3MoeForCausalLM` (all NeoX RoPE, so no q/k row permutation is needed, unlike llama),
+/// and the hybrid `Qwen3NextForCausalLM`, `Qwen3_5ForCausalLM`, `Qwen3_5MoeForCausalLM` and
+/// the text part of `Qwen3_5ForConditionalGeneration` / `Qwen3_5MoeForConditionalGeneration`
+/// (the converter's transforms: zero-centred norms + 1, A = −exp(A_log), value heads reordered
+/// to llama.cpp's tiled order for qwen3.5, qwen3next's in_proj_qkvz split; see
+/// HybridCheckpoint.swift). Vision towers and multi-token-prediction heads are left out.
 /// The vocabulary is not converted: the resulting file runs from token ids (tests,
 /// `forward`), and needs a tokenizer from elsewhere for text.
 public final class HuggingFaceCheckpoint: @unchecked Sendable {
@@ -31,6 +36,9 @@ public final class HuggingFaceCheckpoint: @unchecked Sendable {
     public static let architectures: [String: String] = [
         "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3",
         "Qwen2MoeForCausalLM": "qwen2moe", "Qwen3MoeForCausalLM": "qwen3moe",
+        "Qwen3NextForCausalLM": "qwen3next",
+        "Qwen3_5ForCausalLM": "qwen35", "Qwen3_5ForConditionalGeneration": "qwen35",
+        "Qwen3_5MoeForCausalLM": "qwen35moe", "Qwen3_5MoeForConditionalGeneration": "qwen35moe",
     ]
 
     public let architecture: String
@@ -43,13 +51,19 @@ public final class HuggingFaceCheckpoint: @unchecked Sendable {
     /// - directory: holds `config.json` and `model.safetensors` or a sharded index.
     public init(directory: String) throws(ModelError) {
         let configFile: MappedFile
-        let config: ParsedJSON
+        var config: ParsedJSON
         do {
             configFile = try MappedFile(path: directory + "/config.json")
             config = try ParsedJSON.parse(configFile.bytes)
             checkpoint = try SafetensorsCheckpoint(path: directory)
         } catch {
             throw .format(error)
+        }
+        // Vision-language checkpoints nest the text model's keys in text_config; the converter
+        // reads them merged over the top level (TextModel.__init__). ParsedJSON's subscript
+        // takes the first occurrence, so the text keys go first.
+        if case let .object(outer) = config, case let .object(inner)? = config["text_config"] {
+            config = .object(inner + outer)
         }
         guard let hfArch = config["architectures"]?.arrayValue?.first?.stringValue else {
             throw .format(.missingKey("architectures", expected: "a list naming the model class in config.json"))
@@ -74,7 +88,11 @@ public final class HuggingFaceCheckpoint: @unchecked Sendable {
         m.append(("\(arch).context_length", u32(try int("max_position_embeddings"))))
         m.append(("\(arch).embedding_length", u32(try int("hidden_size"))))
         m.append(("\(arch).block_count", u32(try int("num_hidden_layers"))))
-        m.append(("\(arch).feed_forward_length", u32(try int("intermediate_size"))))
+        if let ff = c["intermediate_size"]?.intValue {
+            m.append(("\(arch).feed_forward_length", u32(ff)))
+        } else if arch != "qwen35moe" {  // Qwen3.5-MoE has no dense layers and no intermediate_size
+            throw .format(.missingKey("intermediate_size", expected: "an integer in config.json"))
+        }
         let heads = try int("num_attention_heads")
         m.append(("\(arch).attention.head_count", u32(heads)))
         m.append(("\(arch).attention.head_count_kv", u32(c["num_key_value_heads"]?.intValue ?? heads)))
@@ -99,7 +117,7 @@ public final class HuggingFaceCheckpoint: @unchecked Sendable {
         if c["use_sliding_window"]?.boolValue == true {
             throw .invalidConfig("use_sliding_window true is not supported")
         }
-        if arch.hasSuffix("moe") {
+        if arch.hasSuffix("moe") || arch == "qwen3next" {
             guard let experts = c["num_experts"]?.intValue ?? c["num_local_experts"]?.intValue else {
                 throw .format(.missingKey("num_experts", expected: "an integer in config.json"))
             }
@@ -115,10 +133,14 @@ public final class HuggingFaceCheckpoint: @unchecked Sendable {
             if arch == "qwen2moe" {
                 m.append(("\(arch).expert_shared_feed_forward_length", u32(try int("shared_expert_intermediate_size"))))
             }
+            if arch == "qwen3next" || arch == "qwen35moe" {
+                _ = try int("shared_expert_intermediate_size")  // required; written by hybridMetadata
+            }
             if let norm = c["norm_topk_prob"]?.boolValue {
                 m.append(("\(arch).expert_weights_norm", .bool(norm)))
             }
         }
+        if hybridArchitectures.contains(arch) { m += try hybridMetadata(c, arch: arch) }
         return m
     }
 
@@ -129,9 +151,27 @@ public final class HuggingFaceCheckpoint: @unchecked Sendable {
         var experts: [String: [Int: SafetensorsTensor]] = [:]   // GGUF name → expert index → tensor
         let projections = ["q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
                            "gate_proj": "gate", "up_proj": "up", "down_proj": "down"]
-        for (name, t) in ckpt.tensorsByName {
+        let hybrid = hybridArchitectures.contains(arch)
+        let linear = hybrid ? try LinearAttentionShape(c) : nil
+        var converted: [SourceTensor] = []                      // tensors the converter transforms
+        for (checkpointName, t) in ckpt.tensorsByName {
+            var name = checkpointName
+            if hybrid {
+                guard let n = hybridName(checkpointName) else { continue }
+                name = n
+            }
             let parts = name.split(separator: ".").map(String.init)
             var target: String?
+            if hybrid, let linear, parts.count >= 4, parts[0] == "model", parts[1] == "layers", let layer = Int(parts[2]),
+               let produced = try hybridTensors(rest: Array(parts[3...]), b: "blk.\(layer).", tensor: t, arch: arch,
+                                                shape: linear, owner: ckpt) {
+                converted += produced
+                continue
+            }
+            if hybrid, parts == ["model", "norm", "weight"] {
+                converted.append(try hybridOutputNorm(t))
+                continue
+            }
             switch parts {
             case ["model", "embed_tokens", "weight"]: target = "token_embd.weight"
             case ["model", "norm", "weight"]: target = "output_norm.weight"
@@ -165,11 +205,11 @@ public final class HuggingFaceCheckpoint: @unchecked Sendable {
                 }
             }
             guard let target else {
-                throw .invalidConfig("checkpoint tensor '\(name)' has no GGUF equivalent for \(arch)")
+                throw .invalidConfig("checkpoint tensor '\(checkpointName)' has no GGUF equivalent for \(arch)")
             }
             single[target] = t
         }
-        var out: [SourceTensor] = []
+        var out: [SourceTensor] = converted
         for (name, t) in single {
             // HF's shared-expert gate is [1, d]; llama.cpp binds ffn_gate_inp_shexp as [d].
             let shape = name.hasSuffix("ffn_gate_inp_shexp.weight") ? [t.elementCount] : t.ggmlShape
