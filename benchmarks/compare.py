@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sparrow vs llama.cpp on the same GGUF files, same threads, in one run.
 
-Builds llama-bench from the llama-cpp-python 0.3.36 sdist (cached in
+Builds llama-bench from the llama-cpp-python 0.3.36 sdist (benchmarks/llamacpp.py; cached in
 ~/.cache/sparrow/llama.cpp; or set LLAMA_BENCH to an existing binary), runs llama-bench and `sparrow bench` alternately, measures memory
 bandwidth with a STREAM-style triad, and prints one table: pp and tg for both engines, the
 ratios, the decode bound (bandwidth / weight bytes read per token) and each engine's share of it.
@@ -11,41 +11,14 @@ ratios, the decode bound (bandwidth / weight bytes read per token) and each engi
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from llamacpp import tool  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "sparrow")
-VERSION = "0.3.36"
 
 
 def run(cmd, **kw):
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout
-
-
-def llama_bench():
-    if os.environ.get("LLAMA_BENCH"):  # an existing llama-bench binary
-        return os.environ["LLAMA_BENCH"]
-    build = os.path.join(CACHE, "llama.cpp", "build")
-    exe = os.path.join(build, "bin", "llama-bench")
-    if os.path.exists(exe):
-        return exe
-    src = os.path.join(CACHE, "llama.cpp", "src")
-    if not os.path.exists(os.path.join(src, "CMakeLists.txt")):
-        sdist_dir = os.path.join(CACHE, "llama.cpp", "sdist")
-        run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python",
-             "-d", sdist_dir, f"llama-cpp-python=={VERSION}"])
-        import tarfile
-        tar = os.path.join(sdist_dir, f"llama_cpp_python-{VERSION}.tar.gz")
-        prefix = f"llama_cpp_python-{VERSION}/vendor/llama.cpp/"
-        with tarfile.open(tar) as tf:
-            for m in tf:
-                if m.name.startswith(prefix) and len(m.name) > len(prefix):
-                    m.name = m.name[len(prefix):]
-                    tf.extract(m, src)
-    run([sys.executable, "-m", "pip", "install", "-q", "cmake"])
-    print("building llama-bench (once, a few minutes)...", file=sys.stderr)
-    run(["cmake", "-S", src, "-B", build, "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DGGML_NATIVE=ON",
-         "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF"])
-    run(["cmake", "--build", build, "--target", "llama-bench", "-j", str(os.cpu_count() or 2)])
-    return exe
 
 
 TRIAD = r"""
@@ -99,7 +72,7 @@ def main():
 
     run(["swift", "build", "-c", "release", "--product", "sparrow"], cwd=ROOT)
     sparrow = os.path.join(ROOT, ".build", "release", "sparrow")
-    bench = llama_bench()
+    bench = tool("llama-bench")
     bw = bandwidth(args.t)
     rows = []
     for name in args.models:

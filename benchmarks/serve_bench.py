@@ -65,6 +65,24 @@ def concurrent(url, key, model, n, max_tokens):
     return total / wall, total, wall
 
 
+def measure(url, key, model, streams, tokens):
+    """Single-stream tok/s, aggregate tok/s of `streams` concurrent streams, and the time to
+    first token of two requests sharing a ~2,000-token system prompt."""
+    single, _, _ = concurrent(url, key, model, 1, tokens)
+    agg, _, _ = concurrent(url, key, model, streams, tokens)
+    # ~2,000 tokens, new for every call so no earlier run's cache serves the first request
+    system = f"Session {time.time_ns()}. " + " ".join(
+        f"Rule {i}: be precise, cite sources, and keep answers short." for i in range(180))
+    t1, _, _ = stream_chat(url, key, model, [{"role": "system", "content": system},
+                                             {"role": "user", "content": "First question: what is a lighthouse?"}], 8)
+    t2, _, _ = stream_chat(url, key, model, [{"role": "system", "content": system},
+                                             {"role": "user", "content": "Second question: what is a harbor?"}], 8)
+    return {"single_stream_tok_s": round(single, 2), "streams": streams, "aggregate_tok_s": round(agg, 2),
+            "aggregate_over_single": round(agg / single, 2) if single else None,
+            "ttft_first_s": round(t1, 3), "ttft_second_s": round(t2, 3),
+            "ttft_ratio": round(t2 / t1, 3) if t1 else None}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", default="http://127.0.0.1:8080")
@@ -74,18 +92,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-
-    single, _, _ = concurrent(a.url, a.key, a.model, 1, a.tokens)
-    agg, total, wall = concurrent(a.url, a.key, a.model, a.streams, a.tokens)
-    system = " ".join(f"Rule {i}: be precise, cite sources, and keep answers short." for i in range(180))  # ~2,000 tokens
-    t1, _, _ = stream_chat(a.url, a.key, a.model, [{"role": "system", "content": system},
-                                                    {"role": "user", "content": "First question: what is a lighthouse?"}], 8)
-    t2, _, _ = stream_chat(a.url, a.key, a.model, [{"role": "system", "content": system},
-                                                    {"role": "user", "content": "Second question: what is a harbor?"}], 8)
-    out = {"single_stream_tok_s": round(single, 2), "streams": a.streams, "aggregate_tok_s": round(agg, 2),
-           "aggregate_over_single": round(agg / single, 2) if single else None,
-           "ttft_first_s": round(t1, 3), "ttft_second_s": round(t2, 3),
-           "ttft_ratio": round(t2 / t1, 3) if t1 else None}
+    out = measure(a.url, a.key, a.model, a.streams, a.tokens)
     if a.json:
         print(json.dumps(out))
     else:
