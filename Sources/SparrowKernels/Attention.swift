@@ -36,6 +36,13 @@ public enum Attention {
     public static func causal(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, type: KVCacheType,
                               out: UnsafeMutablePointer<Float>, nTokens: Int, startPosition: Int,
                               nHeads: Int, nKVHeads: Int, headDim: Int, scale: Float) {
+        #if arch(x86_64)
+        if QuantKernels.useAVX2 {
+            causalAVX2(q: q, k: k, v: v, type: type, out: out, nTokens: nTokens, startPosition: startPosition,
+                       nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale)
+            return
+        }
+        #endif
         let group = nHeads / nKVHeads
         let kvStride = nKVHeads * headDim
         let maxLength = startPosition + nTokens
@@ -52,29 +59,16 @@ public enum Attention {
                 let length = startPosition + t + 1
                 switch type {
                 case .f32:
-                    qh.update(from: qv, count: headDim)
                     let kf = k.assumingMemoryBound(to: Float.self)
-                    #if arch(x86_64)
-                    if QuantKernels.useAVX2 {
-                        for p in 0..<length { scores[p] = AVX2Vector.dotF32(qh, kf + p * kvStride + kvh * headDim, count: headDim) }
-                        break
-                    }
-                    #endif
                     for p in 0..<length {
                         let kr = kf + p * kvStride + kvh * headDim
                         var dot: Float = 0
-                        for i in 0..<headDim { dot += qh[i] * kr[i] }
+                        for i in 0..<headDim { dot += qv[i] * kr[i] }
                         scores[p] = dot
                     }
                 case .f16:
                     for i in 0..<headDim { qh[i] = fp16ToFloat(floatToFP16(qv[i])) }
                     let kh = k.assumingMemoryBound(to: UInt16.self)
-                    #if arch(x86_64)
-                    if QuantKernels.useAVX2 {
-                        for p in 0..<length { scores[p] = AVX2Vector.dotF16(qh, kh + p * kvStride + kvh * headDim, count: headDim) }
-                        break
-                    }
-                    #endif
                     for p in 0..<length {
                         let kr = kh + p * kvStride + kvh * headDim
                         var dot: Float = 0
@@ -100,12 +94,6 @@ public enum Attention {
                 switch type {
                 case .f32:
                     let vf = v.assumingMemoryBound(to: Float.self)
-                    #if arch(x86_64)
-                    if QuantKernels.useAVX2 {
-                        for p in 0..<length { AVX2Vector.axpyF32(scores[p], vf + p * kvStride + kvh * headDim, o, count: headDim) }
-                        break
-                    }
-                    #endif
                     for p in 0..<length {
                         let w = scores[p]
                         let vr = vf + p * kvStride + kvh * headDim
@@ -113,14 +101,6 @@ public enum Attention {
                     }
                 case .f16:
                     let vh = v.assumingMemoryBound(to: UInt16.self)
-                    #if arch(x86_64)
-                    if QuantKernels.useAVX2 {
-                        for p in 0..<length {
-                            AVX2Vector.axpyF16(fp16ToFloat(floatToFP16(scores[p])), vh + p * kvStride + kvh * headDim, o, count: headDim)
-                        }
-                        break
-                    }
-                    #endif
                     for p in 0..<length {
                         let w = fp16ToFloat(floatToFP16(scores[p]))
                         let vr = vh + p * kvStride + kvh * headDim
@@ -131,4 +111,68 @@ public enum Attention {
             }
         }
     }
+
+    #if arch(x86_64)
+    /// `causal` with AVX2: one job per (token, KV head) serves the `group` query heads that share
+    /// it, so each cached K and V row is widened to f32 once per group instead of once per head;
+    /// the softmax runs 8 lanes wide with ggml's exp (`AVX2Vector.softmaxGGML`). Per head the
+    /// score dot products and V updates are the same operations in the same order as one head
+    /// at a time.
+    static func causalAVX2(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, type: KVCacheType,
+                           out: UnsafeMutablePointer<Float>, nTokens: Int, startPosition: Int,
+                           nHeads: Int, nKVHeads: Int, headDim: Int, scale: Float) {
+        let group = nHeads / nKVHeads
+        let kvStride = nKVHeads * headDim
+        let rowStride = (startPosition + nTokens + 7) & ~7  // a score row, room for softmax's padding
+        Parallel.forRanges(nTokens * nKVHeads) { start, end in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: group * rowStride)  // [group, positions]
+            let qg = UnsafeMutablePointer<Float>.allocate(capacity: group * headDim)        // [group, headDim]
+            let row = UnsafeMutablePointer<Float>.allocate(capacity: headDim)               // [headDim] a K or V row in f32
+            defer { scores.deallocate(); qg.deallocate(); row.deallocate() }
+            for job in start..<end {
+                let t = job / nKVHeads, kvh = job % nKVHeads
+                let length = startPosition + t + 1
+                let q0 = q + (t * nHeads + kvh * group) * headDim   // the group's heads are consecutive
+                let o0 = out + (t * nHeads + kvh * group) * headDim
+                switch type {
+                case .f32:
+                    qg.update(from: q0, count: group * headDim)
+                    let kf = k.assumingMemoryBound(to: Float.self) + kvh * headDim
+                    for p in 0..<length {
+                        let kr = kf + p * kvStride
+                        for j in 0..<group { scores[j * rowStride + p] = AVX2Vector.dotF32(qg + j * headDim, kr, count: headDim) }
+                    }
+                case .f16:
+                    for i in 0..<(group * headDim) { qg[i] = fp16ToFloat(floatToFP16(q0[i])) }
+                    let kh = k + 2 * kvh * headDim
+                    for p in 0..<length {
+                        AVX2Vector.widenF16(kh + 2 * p * kvStride, into: row, count: headDim)
+                        for j in 0..<group { scores[j * rowStride + p] = AVX2Vector.dotF32(qg + j * headDim, row, count: headDim) }
+                    }
+                }
+                for j in 0..<group {
+                    AVX2Vector.softmaxGGML(scores + j * rowStride, count: length, scale: scale)
+                    (o0 + j * headDim).initialize(repeating: 0, count: headDim)
+                }
+                switch type {
+                case .f32:
+                    let vf = v.assumingMemoryBound(to: Float.self) + kvh * headDim
+                    for p in 0..<length {
+                        for j in 0..<group { AVX2Vector.axpyF32(scores[j * rowStride + p], vf + p * kvStride, o0 + j * headDim, count: headDim) }
+                    }
+                case .f16:
+                    let vh = v + 2 * kvh * headDim
+                    for p in 0..<length {
+                        AVX2Vector.widenF16(vh + 2 * p * kvStride, into: row, count: headDim)
+                        for j in 0..<group {
+                            // P rounded to f16, as ggml's mul_mat converts it for an f16 V
+                            let w = fp16ToFloat(floatToFP16(scores[j * rowStride + p]))
+                            AVX2Vector.axpyF32(w, row, o0 + j * headDim, count: headDim)
+                        }
+                    }
+                }
+            }
+        }
+    }
+    #endif
 }

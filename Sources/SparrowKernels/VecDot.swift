@@ -98,7 +98,7 @@ public enum QuantKernels {
         #if arch(x86_64)
         if useAVX2 {
             switch weight {
-            case .q4_K: return AVX2Dot.q4_K(row, activations, blocks: count / 256)
+            case .q4_K: return AVX2Dot.q4_KFolded(row, activations, blocks: count / 256)
             case .q6_K: return AVX2Dot.q6_K(row, activations, blocks: count / 256)
             case .q8_0: return AVX2Dot.q8_0(row, activations, blocks: count / 32)
             case .q5_0: return AVX2Dot.q5_0(row, activations, blocks: count / 32)

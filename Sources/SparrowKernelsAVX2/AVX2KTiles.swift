@@ -95,6 +95,47 @@ extension AVX2Dot {
         out[3 * outStride] = hsum(acc3)
     }
 
+    /// Q4_K row × one Q8_K row with exactly `q4_KTokens4`'s arithmetic per token (scales and
+    /// sub-block sums computed here instead of read from tables), so a token's product does
+    /// not depend on how many tokens share the call: decode, prefill tails and prefill tiles
+    /// agree bit for bit, and a prompt prefilled in one chunk or several, or reused from a
+    /// cached prefix, gives the same logits.
+    public static func q4_KFolded(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float {
+        let m4 = _mm256_set1_epi8(0x0F)
+        var acc = _mm256_setzero_ps()
+        for i in 0..<blocks {
+            let xb = x + i * 144, yb = y + i * 292
+            prefetchAhead(xb, bytes: 144)
+            let ms = kQuantScalesAndMins(xb)
+            let sc = lo128(ms)
+            let scales = join(sc, sc)
+            let mv = _mm256_mul_ps(_mm256_set1_ps(-half(xb, 2)), _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(hi128(ms))))
+            let b = load256(yb + 260)
+            let pairs = _mm256_cvtepi16_epi32(_mm_hadd_epi16(lo128(b), hi128(b)))
+            let yd = _mm256_broadcast_ss(yb.assumingMemoryBound(to: Float.self))
+            acc = _mm256_fmadd_ps(mv, _mm256_mul_ps(yd, _mm256_cvtepi32_ps(pairs)), acc)
+            var sumi = _mm256_setzero_si256()
+            @inline(__always) func pair(_ j: Int, _ shL: Int16, _ shH: Int16) {
+                let scaleL = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(shL))
+                let scaleH = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(shH))
+                let q4bits = load256(xb + 16 + 32 * j)
+                let q4l = _mm256_and_si256(q4bits, m4)
+                let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4)
+                let q8 = yb + 4 + 64 * j
+                let p16l = _mm256_madd_epi16(scaleL, _mm256_maddubs_epi16(q4l, load256(q8)))
+                let p16h = _mm256_madd_epi16(scaleH, _mm256_maddubs_epi16(q4h, load256(q8 + 32)))
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16l, p16h))
+            }
+            pair(0, 0x0100, 0x0302)
+            pair(1, 0x0504, 0x0706)
+            pair(2, 0x0908, 0x0B0A)
+            pair(3, 0x0D0C, 0x0F0E)
+            let xd = _mm256_set1_ps(half(xb, 0))
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(xd, yd), _mm256_cvtepi32_ps(sumi), acc)
+        }
+        return hsum(acc)
+    }
+
     /// Each Q8_K row's sub-block sums for `q4_KTokens4`: d·(bsums[2k] + bsums[2k+1]), the
     /// scaled sum of the activation quants of each 32 values, 8 f32 per superblock.
     public static func q8_KSums(_ act: UnsafeRawPointer, blocks: Int, into out: UnsafeMutablePointer<Float>) {
