@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .target(name: "SparrowFormats", swiftSettings: optimize),
@@ -38,8 +39,9 @@ let package = Package(
             path: "Sources/SparrowServer/API", swiftSettings: optimize),
         .target(
             name: "SparrowServer",
-            dependencies: ["SparrowAPI", "SparrowEngine", "SparrowTokenizer",
-                           .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["SparrowAPI", "SparrowEngine", "SparrowKernels", "SparrowTokenizer",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Yams", package: "Yams")],
             exclude: ["API"], swiftSettings: optimize),
         .executableTarget(
             name: "SparrowCLI",
@@ -53,5 +55,7 @@ let package = Package(
         .testTarget(
             name: "SparrowServerTests",
             dependencies: ["SparrowAPI", "SparrowEngine", "SparrowSampling"]),
+        // `sparrow serve --config FILE.yaml`: parsing, validation, flag-over-file precedence.
+        .testTarget(name: "SparrowServeConfigTests", dependencies: ["SparrowServer", "SparrowEngine"]),
     ]
 )

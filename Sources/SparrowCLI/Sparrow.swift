@@ -26,13 +26,23 @@ struct ModelOptions: ParsableArguments {
     var kvType: String = "f16"
 
     func load() throws -> Engine {
+        try Self.loadEngine(model: model, context: context, threads: threads, kvType: try Self.kvCacheType(kvType))
+    }
+
+    /// Sets the thread count, resolves (pulling if needed) and loads the model; shared with
+    /// `serve`, whose values may come from a configuration file.
+    static func loadEngine(model: String, context: Int?, threads: Int?, kvType: KVCacheType) throws -> Engine {
         if let threads {
             guard threads > 0 else { throw ValidationError("--threads must be ≥ 1") }
             Engine.setThreadCount(threads)
         }
         let path = try ModelStore().resolve(model, pullIfMissing: true)
-        guard let kv = KVCacheType(rawValue: kvType) else { throw ValidationError("--kv-type must be f16 or f32, got '\(kvType)'") }
-        return try Engine(path: path, contextLength: context, kvCacheType: kv)
+        return try Engine(path: path, contextLength: context, kvCacheType: kvType)
+    }
+
+    static func kvCacheType(_ name: String) throws -> KVCacheType {
+        guard let kv = KVCacheType(rawValue: name) else { throw ValidationError("--kv-type must be f16 or f32, got '\(name)'") }
+        return kv
     }
 }
 

@@ -21,23 +21,30 @@ public struct SchedulerConfiguration: Sendable, Equatable {
     /// many tokens longer than the free slot's own match. Default 32. Bounds ≥ 1.
     public var minPrefixCopy: Int = 32
 
+    /// Bounds of `maxSequences`, `cacheSlots` (besides 0), `queueCapacity` and `prefillChunk`:
+    /// the one source for `validate()` and for the configuration file's checks.
+    public static let maxSequencesRange = 1...256
+    public static let cacheSlotsLimit = 1024
+    public static let queueCapacityRange = 0...100_000
+    public static let prefillChunkRange = 1...65_536
+
     public init() {}
 
     /// Slots actually allocated.
     public var effectiveCacheSlots: Int { cacheSlots == 0 ? maxSequences : cacheSlots }
 
     public func validate() throws(EngineError) {
-        guard (1...256).contains(maxSequences) else {
-            throw .invalidParameter("parallel sequences \(maxSequences) must be in 1...256")
+        guard Self.maxSequencesRange.contains(maxSequences) else {
+            throw .invalidParameter("parallel sequences \(maxSequences) must be in \(Self.maxSequencesRange)")
         }
-        guard cacheSlots == 0 || (maxSequences...1024).contains(cacheSlots) else {
-            throw .invalidParameter("cache slots \(cacheSlots) must be 0 (= parallel) or in \(maxSequences)...1024 (at least the parallel sequences)")
+        guard cacheSlots == 0 || (maxSequences...Self.cacheSlotsLimit).contains(cacheSlots) else {
+            throw .invalidParameter("cache slots \(cacheSlots) must be 0 (= parallel) or in \(maxSequences)...\(Self.cacheSlotsLimit) (at least the parallel sequences)")
         }
-        guard (0...100_000).contains(queueCapacity) else {
-            throw .invalidParameter("queue capacity \(queueCapacity) must be in 0...100000")
+        guard Self.queueCapacityRange.contains(queueCapacity) else {
+            throw .invalidParameter("queue capacity \(queueCapacity) must be in \(Self.queueCapacityRange)")
         }
-        guard (1...65_536).contains(prefillChunk) else {
-            throw .invalidParameter("prefill chunk \(prefillChunk) must be in 1...65536 tokens")
+        guard Self.prefillChunkRange.contains(prefillChunk) else {
+            throw .invalidParameter("prefill chunk \(prefillChunk) must be in \(Self.prefillChunkRange) tokens")
         }
         guard minPrefixCopy >= 1 else { throw .invalidParameter("minimum prefix copy \(minPrefixCopy) must be ≥ 1") }
     }

@@ -26,19 +26,27 @@ public struct ServerConfiguration: Sendable {
     /// Continuous batching, queue and prefix-cache settings.
     public var scheduler = SchedulerConfiguration()
 
+    /// Bounds of `port`, `maxRequestBytes` and `maxChoices`: the one source for `validate()` and
+    /// for the configuration file's checks (`ServeSettings`).
+    public static let portRange = 0...65_535
+    public static let maxRequestBytesRange = (1 << 10)...(1 << 30)
+    public static let maxChoicesRange = 1...128
+
     public init() {}
 
     public func validate() throws(EngineError) {
         guard !host.isEmpty else { throw .invalidParameter("host must not be empty (use 127.0.0.1 for loopback)") }
-        guard (0...65_535).contains(port) else { throw .invalidParameter("port \(port) must be in 0...65535") }
+        guard Self.portRange.contains(port) else { throw .invalidParameter("port \(port) must be in \(Self.portRange)") }
         guard !modelName.isEmpty else { throw .invalidParameter("model name must not be empty") }
-        guard ((1 << 10)...(1 << 30)).contains(maxRequestBytes) else {
-            throw .invalidParameter("max request bytes \(maxRequestBytes) must be in 1024...1073741824")
+        guard Self.maxRequestBytesRange.contains(maxRequestBytes) else {
+            throw .invalidParameter("max request bytes \(maxRequestBytes) must be in \(Self.maxRequestBytesRange)")
         }
         guard requestTimeout > 0, requestTimeout.isFinite else {
             throw .invalidParameter("request timeout \(requestTimeout) s must be > 0")
         }
-        guard (1...128).contains(maxChoices) else { throw .invalidParameter("max choices \(maxChoices) must be in 1...128") }
+        guard Self.maxChoicesRange.contains(maxChoices) else {
+            throw .invalidParameter("max choices \(maxChoices) must be in \(Self.maxChoicesRange)")
+        }
         if let m = defaultMaxTokens, m < 1 { throw .invalidParameter("default max tokens \(m) must be ≥ 1") }
         for key in apiKeys where key.isEmpty || key.contains(where: \.isWhitespace) {
             throw .invalidParameter("an API key is empty or contains whitespace")
