@@ -115,9 +115,9 @@ public enum Attention {
     #if arch(x86_64)
     /// `causal` with AVX2: one job per (token, KV head) serves the `group` query heads that share
     /// it, so each cached K and V row is widened to f32 once per group instead of once per head;
-    /// the softmax runs 8 lanes wide with ggml's exp (`AVX2Vector.softmaxGGML`). Per head the
-    /// score dot products and V updates are the same operations in the same order as one head
-    /// at a time.
+    /// the softmax scales, maxes and normalises 8 lanes wide (`AVX2Vector.softmax`). Per head
+    /// every score, weight and V update is the same operation in the same order as one head at
+    /// a time with scalar softmax.
     static func causalAVX2(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, type: KVCacheType,
                            out: UnsafeMutablePointer<Float>, nTokens: Int, startPosition: Int,
                            nHeads: Int, nKVHeads: Int, headDim: Int, scale: Float) {
@@ -151,7 +151,7 @@ public enum Attention {
                     }
                 }
                 for j in 0..<group {
-                    AVX2Vector.softmaxGGML(scores + j * rowStride, count: length, scale: scale)
+                    AVX2Vector.softmax(scores + j * rowStride, count: length, scale: scale)
                     (o0 + j * headDim).initialize(repeating: 0, count: headDim)
                 }
                 switch type {

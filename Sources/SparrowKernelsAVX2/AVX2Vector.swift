@@ -5,6 +5,7 @@
 
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
+import Glibc
 
 public enum AVX2Vector {
     /// Σ a[i]·b[i], b in IEEE half precision, in ggml's `ggml_vec_dot_f16` AVX2 order: four
@@ -147,72 +148,45 @@ public enum AVX2Vector {
         return sum
     }
 
-    /// ggml's `ggml_v_expf` (AVX2): e^x for 8 lanes, the polynomial llama.cpp's softmax uses,
-    /// so attention weights round as llama.cpp's do (−∞ gives 0).
-    @inline(__always)
-    public static func expGGML(_ x: __m256) -> __m256 {
-        let r = _mm256_set1_ps(0x1.8p23)
-        let z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0), r)
-        let n = _mm256_sub_ps(z, r)
-        let b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20), _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1), x))
-        let e = _mm256_slli_epi32(_mm256_castps_si256(z), 23)
-        let k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1))))
-        let absN = _mm256_andnot_ps(_mm256_set1_ps(-0.0), n)
-        // |n| > 126 and, below, n ≤ 0 and |n| > 192 as integer compares of the float bits
-        // (exact for non-NaN floats; _mm256_cmp_ps is a macro Swift cannot call).
-        let c = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_castps_si256(absN), _mm256_castps_si256(_mm256_set1_ps(126))))
-        let u = _mm256_mul_ps(b, b)
-        let j = _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7), b, _mm256_set1_ps(0x1.573e2ep-5)), u,
-                                                _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3), b, _mm256_set1_ps(0x1.fffdb6p-2))),
-                                u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1), b))
-        if _mm256_movemask_ps(c) == 0 { return _mm256_fmadd_ps(j, k, k) }
-        let g = _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(1), _mm256_castps_si256(n)),
-                                 _mm256_set1_epi32(Int32(bitPattern: 0x8200_0000)))
-        let s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f00_0000)))
-        let s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g))
-        let d = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_castps_si256(absN), _mm256_castps_si256(_mm256_set1_ps(192))))
-        return _mm256_or_ps(_mm256_and_ps(d, _mm256_mul_ps(s1, s1)),
-                            _mm256_andnot_ps(d, _mm256_or_ps(_mm256_and_ps(c, _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1)),
-                                                             _mm256_andnot_ps(c, _mm256_fmadd_ps(k, j, k)))))
-    }
-
-    /// In place: x[i] ← softmax(scale·x)[i] for i < count, as llama.cpp's non-flash attention
-    /// computes it (`ggml_compute_forward_soft_max_f32`): scale, max, `ggml_v_expf` over
-    /// groups of 8 (positions past `count` count as masked, −∞ → 0), each group's sum added
-    /// to a Double in ggml's lane order, then × Float(1/sum). `x` must have room for `count`
-    /// rounded up to 8.
-    public static func softmaxGGML(_ x: UnsafeMutablePointer<Float>, count: Int, scale: Float) {
-        let padded = (count + 7) & ~7
-        for i in count..<padded { x[i] = -.infinity }
+    /// In place: x[i] ← softmax(scale·x)[i] for i < count, with llama.cpp's CPU arithmetic:
+    /// scale, max, e = expf(x − max) with the sum in a Double in position order, then
+    /// × Float(1/sum). Scaling, max and normalising run 8 lanes wide (each lane's value is the
+    /// scalar one); the exponentials stay scalar `expf`, which llama.cpp's flash-attention
+    /// path uses (ggml's vectorised `ggml_v_expf` matched llama.cpp's greedy tokens less often).
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int, scale: Float) {
         let sv = _mm256_set1_ps(scale)
         var mv = _mm256_set1_ps(-.infinity)
         var i = 0
-        while i < padded {
+        while i + 8 <= count {
             let v = _mm256_mul_ps(UnsafeRawPointer(x + i).loadUnaligned(as: __m256.self), sv)
             UnsafeMutableRawPointer(x + i).storeBytes(of: v, as: __m256.self)
             mv = _mm256_max_ps(mv, v)
             i += 8
         }
         let m4 = _mm_max_ps(mv.lowHalf, mv.highHalf)
-        let m = max(max(m4[0], m4[1]), max(m4[2], m4[3]))
-        let mb = _mm256_set1_ps(m)
+        var m = max(max(m4[0], m4[1]), max(m4[2], m4[3]))
+        while i < count {
+            x[i] *= scale
+            m = max(m, x[i])
+            i += 1
+        }
         var sum = 0.0
+        for p in 0..<count {
+            let e = expf(x[p] - m)
+            x[p] = e
+            sum += Double(e)
+        }
+        let inv = Float(1 / sum)
+        let iv = _mm256_set1_ps(inv)
         i = 0
-        while i < padded {
-            let e = expGGML(_mm256_sub_ps(UnsafeRawPointer(x + i).loadUnaligned(as: __m256.self), mb))
-            UnsafeMutableRawPointer(x + i).storeBytes(of: e, as: __m256.self)
-            var h = _mm_add_ps(e.highHalf, e.lowHalf)
-            h = _mm_add_ps(h, _mm_movehl_ps(h, h))
-            h = _mm_add_ss(h, _mm_movehdup_ps(h))
-            sum += Double(h[0])
+        while i + 8 <= count {
+            let p = UnsafeMutableRawPointer(x + i)
+            p.storeBytes(of: _mm256_mul_ps(p.loadUnaligned(as: __m256.self), iv), as: __m256.self)
             i += 8
         }
-        let inv = _mm256_set1_ps(Float(1 / sum))
-        i = 0
-        while i < padded {
-            let p = UnsafeMutableRawPointer(x + i)
-            p.storeBytes(of: _mm256_mul_ps(p.loadUnaligned(as: __m256.self), inv), as: __m256.self)
-            i += 8
+        while i < count {
+            x[i] *= inv
+            i += 1
         }
     }
 
