@@ -76,20 +76,8 @@ public enum Attention {
                         scores[p] = dot
                     }
                 }
-                // softmax(scale · scores)
-                var m = -Float.infinity
-                for p in 0..<length {
-                    scores[p] *= scale
-                    m = max(m, scores[p])
-                }
-                var sum = 0.0
-                for p in 0..<length {
-                    let e = expf(scores[p] - m)
-                    scores[p] = e
-                    sum += Double(e)
-                }
-                let inv = Float(1 / sum)
-                for p in 0..<length { scores[p] *= inv }
+                for p in 0..<length { scores[p] *= scale }
+                Ops.softmax(scores, count: length)
                 for i in 0..<headDim { o[i] = 0 }
                 switch type {
                 case .f32:
@@ -115,15 +103,14 @@ public enum Attention {
     #if arch(x86_64)
     /// `causal` with AVX2: one job per (token, KV head) serves the `group` query heads that share
     /// it, so each cached K and V row is widened to f32 once per group instead of once per head;
-    /// the softmax scales, maxes and normalises 8 lanes wide (`AVX2Vector.softmax`). Per head
-    /// every score, weight and V update is the same operation in the same order as one head at
-    /// a time with scalar softmax.
+    /// `Ops.softmax` as in the portable path. Per head every score, weight and V update is the
+    /// same operation in the same order as one head at a time.
     static func causalAVX2(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, type: KVCacheType,
                            out: UnsafeMutablePointer<Float>, nTokens: Int, startPosition: Int,
                            nHeads: Int, nKVHeads: Int, headDim: Int, scale: Float) {
         let group = nHeads / nKVHeads
         let kvStride = nKVHeads * headDim
-        let rowStride = (startPosition + nTokens + 7) & ~7  // a score row, room for softmax's padding
+        let rowStride = startPosition + nTokens  // one score row
         Parallel.forRanges(nTokens * nKVHeads) { start, end in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: group * rowStride)  // [group, positions]
             let qg = UnsafeMutablePointer<Float>.allocate(capacity: group * headDim)        // [group, headDim]
@@ -151,7 +138,9 @@ public enum Attention {
                     }
                 }
                 for j in 0..<group {
-                    AVX2Vector.softmax(scores + j * rowStride, count: length, scale: scale)
+                    let weights = scores + j * rowStride
+                    for p in 0..<length { weights[p] *= scale }
+                    Ops.softmax(weights, count: length)
                     (o0 + j * headDim).initialize(repeating: 0, count: headDim)
                 }
                 switch type {

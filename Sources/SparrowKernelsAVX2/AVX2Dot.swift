@@ -153,53 +153,6 @@ public enum AVX2Dot {
 
     // MARK: K-quants (Q8_K: f32 d, 256 × i8 qs, 16 × i16 bsums = 292 bytes)
 
-    /// Q4_K (144 bytes: f16 d, f16 dmin, 12 scale bytes, 128 qs) × Q8_K.
-    public static func q4_K(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float {
-        let m4 = _mm256_set1_epi8(0x0F)
-        var acc = _mm256_setzero_ps()
-        var accM = SIMD4<Float>.zero
-        // Shuffle that broadcasts 16-bit scale k (bytes 2k, 2k+1) to every lane.
-        @inline(__always) func sh(_ k: Int) -> __m256i { _mm256_set1_epi16(Int16(2 * k) | Int16(2 * k + 1) << 8) }
-        do {
-            for i in 0..<blocks {
-                let xb = x + i * 144, yb = y + i * 292
-                prefetchAhead(xb, bytes: 144)
-                let yd = yb.loadUnaligned(as: Float.self)
-                let d = yd * half(xb, 0)
-                let dmin = -yd * half(xb, 2)
-
-                let minsAndScales = kQuantScalesAndMins(xb)
-
-                let q8sums = load256(yb + 260)
-                let q8s = _mm_hadd_epi16(lo128(q8sums), hi128(q8sums))
-                let prod = _mm_madd_epi16(hi128(minsAndScales), q8s)
-                accM = accM + dmin * _mm_cvtepi32_ps(prod)
-
-                let sc128 = lo128(minsAndScales)
-                let scales = join(sc128, sc128)
-
-                var sumi = _mm256_setzero_si256()
-                var q4 = xb + 16
-                var q8 = yb + 4
-                for j in 0..<4 {
-                    let scaleL = _mm256_shuffle_epi8(scales, sh(2 * j))
-                    let scaleH = _mm256_shuffle_epi8(scales, sh(2 * j + 1))
-                    let q4bits = load256(q4); q4 += 32
-                    let q4l = _mm256_and_si256(q4bits, m4)
-                    let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4)
-                    let q8l = load256(q8); q8 += 32
-                    let p16l = _mm256_madd_epi16(scaleL, _mm256_maddubs_epi16(q4l, q8l))
-                    let q8h = load256(q8); q8 += 32
-                    let p16h = _mm256_madd_epi16(scaleH, _mm256_maddubs_epi16(q4h, q8h))
-                    sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16l, p16h))
-                }
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc)
-            }
-            let m = accM.lowHalf + accM.highHalf
-            return hsum(acc) + (m[0] + m[1])
-        }
-    }
-
     /// Q5_K (176 bytes: f16 d, f16 dmin, 12 scale bytes, 32 qh, 128 qs) × Q8_K.
     public static func q5_K(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float {
         let m4 = _mm256_set1_epi8(0x0F)

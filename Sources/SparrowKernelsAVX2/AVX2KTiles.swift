@@ -9,6 +9,43 @@
 import _Builtin_intrinsics.intel
 
 extension AVX2Dot {
+    /// −dmin·min[k] for a Q4_K superblock's eight sub-blocks (`ms` = its kQuantScalesAndMins).
+    @inline(__always)
+    static func q4_KMinFactors(_ xb: UnsafeRawPointer, _ ms: __m256i) -> __m256 {
+        _mm256_mul_ps(_mm256_set1_ps(-half(xb, 2)), _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(hi128(ms))))
+    }
+
+    /// d_y·(bsums[2k] + bsums[2k+1]) of one Q8_K superblock: the scaled sum of the activation
+    /// quants of each 32 values.
+    @inline(__always)
+    static func q8_KSubSums(_ yb: UnsafeRawPointer) -> __m256 {
+        let b = load256(yb + 260)
+        let pairs = _mm256_cvtepi16_epi32(_mm_hadd_epi16(lo128(b), hi128(b)))
+        return _mm256_mul_ps(_mm256_broadcast_ss(yb.assumingMemoryBound(to: Float.self)), _mm256_cvtepi32_ps(pairs))
+    }
+
+    /// Sub-blocks 2j and 2j+1 of a Q4_K superblock (64 values: the low and high nibbles of 32
+    /// bytes) with their scales broadcast out of `scales` (the eight scales as i16, twice).
+    /// Called with a literal j, the shuffle masks are constants.
+    @inline(__always)
+    static func q4_KPair(_ xb: UnsafeRawPointer, _ scales: __m256i, _ j: Int) -> (lo: __m256i, hi: __m256i, scaleLo: __m256i, scaleHi: __m256i) {
+        let m4 = _mm256_set1_epi8(0x0F)
+        let k = Int16(4 * j)
+        let q4bits = load256(xb + 16 + 32 * j)
+        return (_mm256_and_si256(q4bits, m4), _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4),
+                _mm256_shuffle_epi8(scales, _mm256_set1_epi16(k | (k + 1) << 8)),
+                _mm256_shuffle_epi8(scales, _mm256_set1_epi16((k + 2) | (k + 3) << 8)))
+    }
+
+    /// Σ scale·q4·q8 over a `q4_KPair` and the matching 64 Q8_K quants of one token, as 8 i32.
+    @inline(__always)
+    static func q4_KPairDot(_ p: (lo: __m256i, hi: __m256i, scaleLo: __m256i, scaleHi: __m256i), _ yb: UnsafeRawPointer, _ j: Int) -> __m256i {
+        let q8 = yb + 4 + 64 * j
+        let p16l = _mm256_madd_epi16(p.scaleLo, _mm256_maddubs_epi16(p.lo, load256(q8)))
+        let p16h = _mm256_madd_epi16(p.scaleHi, _mm256_maddubs_epi16(p.hi, load256(q8 + 32)))
+        return _mm256_add_epi32(p16l, p16h)
+    }
+
     /// Bytes per Q4_K superblock that `q4_KPrepare` writes.
     public static let q4_KPreparedBytes = 96
 
@@ -22,8 +59,7 @@ extension AVX2Dot {
             let sc = lo128(ms)
             let pb = pre + i * q4_KPreparedBytes
             pb.storeBytes(of: join(sc, sc), as: __m256i.self)
-            let mins = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(hi128(ms)))
-            (pb + 32).storeBytes(of: _mm256_mul_ps(_mm256_set1_ps(-half(xb, 2)), mins), as: __m256.self)
+            (pb + 32).storeBytes(of: q4_KMinFactors(xb, ms), as: __m256.self)
             (pb + 64).storeBytes(of: half(xb, 0), as: Float.self)
         }
     }
@@ -38,7 +74,6 @@ extension AVX2Dot {
     public static func q4_KTokens4(_ pre: UnsafeRawPointer, _ x: UnsafeRawPointer, _ act: UnsafeRawPointer, actRowBytes: Int,
                                    kSums: UnsafePointer<Float>, kSumStride: Int, blocks: Int,
                                    out: UnsafeMutablePointer<Float>, outStride: Int) {
-        let m4 = _mm256_set1_epi8(0x0F)
         var acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
         let r1 = actRowBytes, r2 = 2 * actRowBytes, r3 = 3 * actRowBytes
         for i in 0..<blocks {
@@ -56,29 +91,17 @@ extension AVX2Dot {
             acc3 = _mm256_fmadd_ps(mv, _mm256_loadu_ps(ks + 3 * kSumStride), acc3)
 
             var s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0
-            // Sub-blocks 2j and 2j+1 (64 values): low and high nibbles of 32 bytes; shL/shH pick
-            // their scales out of `scales` (constant masks once the four calls are inlined).
-            @inline(__always) func pair(_ j: Int, _ shL: Int16, _ shH: Int16) {
-                let scaleL = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(shL))
-                let scaleH = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(shH))
-                let q4bits = load256(xb + 16 + 32 * j)
-                let q4l = _mm256_and_si256(q4bits, m4)
-                let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4)
-                @inline(__always) func step(_ yb: UnsafeRawPointer, _ sumi: inout __m256i) {
-                    let q8 = yb + 4 + 64 * j
-                    let p16l = _mm256_madd_epi16(scaleL, _mm256_maddubs_epi16(q4l, load256(q8)))
-                    let p16h = _mm256_madd_epi16(scaleH, _mm256_maddubs_epi16(q4h, load256(q8 + 32)))
-                    sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16l, p16h))
-                }
-                step(y0, &s0)
-                step(y0 + r1, &s1)
-                step(y0 + r2, &s2)
-                step(y0 + r3, &s3)
+            @inline(__always) func pair(_ j: Int) {
+                let p = q4_KPair(xb, scales, j)
+                s0 = _mm256_add_epi32(s0, q4_KPairDot(p, y0, j))
+                s1 = _mm256_add_epi32(s1, q4_KPairDot(p, y0 + r1, j))
+                s2 = _mm256_add_epi32(s2, q4_KPairDot(p, y0 + r2, j))
+                s3 = _mm256_add_epi32(s3, q4_KPairDot(p, y0 + r3, j))
             }
-            pair(0, 0x0100, 0x0302)
-            pair(1, 0x0504, 0x0706)
-            pair(2, 0x0908, 0x0B0A)
-            pair(3, 0x0D0C, 0x0F0E)
+            pair(0)
+            pair(1)
+            pair(2)
+            pair(3)
             let xd = _mm256_broadcast_ss((pb + 64).assumingMemoryBound(to: Float.self))
             @inline(__always) func finish(_ yb: UnsafeRawPointer, _ sumi: __m256i, _ acc: inout __m256) {
                 let d = _mm256_mul_ps(xd, _mm256_broadcast_ss(yb.assumingMemoryBound(to: Float.self)))
@@ -101,7 +124,6 @@ extension AVX2Dot {
     /// agree bit for bit, and a prompt prefilled in one chunk or several, or reused from a
     /// cached prefix, gives the same logits.
     public static func q4_KFolded(_ x: UnsafeRawPointer, _ y: UnsafeRawPointer, blocks: Int) -> Float {
-        let m4 = _mm256_set1_epi8(0x0F)
         var acc = _mm256_setzero_ps()
         for i in 0..<blocks {
             let xb = x + i * 144, yb = y + i * 292
@@ -109,43 +131,22 @@ extension AVX2Dot {
             let ms = kQuantScalesAndMins(xb)
             let sc = lo128(ms)
             let scales = join(sc, sc)
-            let mv = _mm256_mul_ps(_mm256_set1_ps(-half(xb, 2)), _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(hi128(ms))))
-            let b = load256(yb + 260)
-            let pairs = _mm256_cvtepi16_epi32(_mm_hadd_epi16(lo128(b), hi128(b)))
-            let yd = _mm256_broadcast_ss(yb.assumingMemoryBound(to: Float.self))
-            acc = _mm256_fmadd_ps(mv, _mm256_mul_ps(yd, _mm256_cvtepi32_ps(pairs)), acc)
+            acc = _mm256_fmadd_ps(q4_KMinFactors(xb, ms), q8_KSubSums(yb), acc)
             var sumi = _mm256_setzero_si256()
-            @inline(__always) func pair(_ j: Int, _ shL: Int16, _ shH: Int16) {
-                let scaleL = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(shL))
-                let scaleH = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(shH))
-                let q4bits = load256(xb + 16 + 32 * j)
-                let q4l = _mm256_and_si256(q4bits, m4)
-                let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4)
-                let q8 = yb + 4 + 64 * j
-                let p16l = _mm256_madd_epi16(scaleL, _mm256_maddubs_epi16(q4l, load256(q8)))
-                let p16h = _mm256_madd_epi16(scaleH, _mm256_maddubs_epi16(q4h, load256(q8 + 32)))
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16l, p16h))
-            }
-            pair(0, 0x0100, 0x0302)
-            pair(1, 0x0504, 0x0706)
-            pair(2, 0x0908, 0x0B0A)
-            pair(3, 0x0D0C, 0x0F0E)
+            sumi = _mm256_add_epi32(sumi, q4_KPairDot(q4_KPair(xb, scales, 0), yb, 0))
+            sumi = _mm256_add_epi32(sumi, q4_KPairDot(q4_KPair(xb, scales, 1), yb, 1))
+            sumi = _mm256_add_epi32(sumi, q4_KPairDot(q4_KPair(xb, scales, 2), yb, 2))
+            sumi = _mm256_add_epi32(sumi, q4_KPairDot(q4_KPair(xb, scales, 3), yb, 3))
             let xd = _mm256_set1_ps(half(xb, 0))
+            let yd = _mm256_broadcast_ss(yb.assumingMemoryBound(to: Float.self))
             acc = _mm256_fmadd_ps(_mm256_mul_ps(xd, yd), _mm256_cvtepi32_ps(sumi), acc)
         }
         return hsum(acc)
     }
 
-    /// Each Q8_K row's sub-block sums for `q4_KTokens4`: d·(bsums[2k] + bsums[2k+1]), the
-    /// scaled sum of the activation quants of each 32 values, 8 f32 per superblock.
+    /// Each Q8_K row's `q8_KSubSums` for `q4_KTokens4`, 8 f32 per superblock.
     public static func q8_KSums(_ act: UnsafeRawPointer, blocks: Int, into out: UnsafeMutablePointer<Float>) {
-        for i in 0..<blocks {
-            let yb = act + i * 292
-            let b = load256(yb + 260)
-            let pairs = _mm256_cvtepi16_epi32(_mm_hadd_epi16(lo128(b), hi128(b)))
-            let d = _mm256_broadcast_ss(yb.assumingMemoryBound(to: Float.self))
-            _mm256_storeu_ps(out + i * 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(pairs)))
-        }
+        for i in 0..<blocks { _mm256_storeu_ps(out + i * 8, q8_KSubSums(act + i * 292)) }
     }
 
     /// Q6_K row × four Q8_K token rows (`actRowBytes` apart):

@@ -5,7 +5,6 @@
 
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
-import Glibc
 
 public enum AVX2Vector {
     /// Σ a[i]·b[i], b in IEEE half precision, in ggml's `ggml_vec_dot_f16` AVX2 order: four
@@ -146,48 +145,6 @@ public enum AVX2Vector {
             i += 1
         }
         return sum
-    }
-
-    /// In place: x[i] ← softmax(scale·x)[i] for i < count, with llama.cpp's CPU arithmetic:
-    /// scale, max, e = expf(x − max) with the sum in a Double in position order, then
-    /// × Float(1/sum). Scaling, max and normalising run 8 lanes wide (each lane's value is the
-    /// scalar one); the exponentials stay scalar `expf`, which llama.cpp's flash-attention
-    /// path uses (ggml's vectorised `ggml_v_expf` matched llama.cpp's greedy tokens less often).
-    public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int, scale: Float) {
-        let sv = _mm256_set1_ps(scale)
-        var mv = _mm256_set1_ps(-.infinity)
-        var i = 0
-        while i + 8 <= count {
-            let v = _mm256_mul_ps(UnsafeRawPointer(x + i).loadUnaligned(as: __m256.self), sv)
-            UnsafeMutableRawPointer(x + i).storeBytes(of: v, as: __m256.self)
-            mv = _mm256_max_ps(mv, v)
-            i += 8
-        }
-        let m4 = _mm_max_ps(mv.lowHalf, mv.highHalf)
-        var m = max(max(m4[0], m4[1]), max(m4[2], m4[3]))
-        while i < count {
-            x[i] *= scale
-            m = max(m, x[i])
-            i += 1
-        }
-        var sum = 0.0
-        for p in 0..<count {
-            let e = expf(x[p] - m)
-            x[p] = e
-            sum += Double(e)
-        }
-        let inv = Float(1 / sum)
-        let iv = _mm256_set1_ps(inv)
-        i = 0
-        while i + 8 <= count {
-            let p = UnsafeMutableRawPointer(x + i)
-            p.storeBytes(of: _mm256_mul_ps(p.loadUnaligned(as: __m256.self), iv), as: __m256.self)
-            i += 8
-        }
-        while i < count {
-            x[i] *= inv
-            i += 1
-        }
     }
 
     /// ggml's `GGML_F32x8_REDUCE` of four 8-lane accumulators, (0+1)+(2+3) then across lanes,
