@@ -44,6 +44,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_moe_fixtures import llama_cpp_logits, llama_cpp_quantize  # noqa: E402  (shared with the MoE fixtures)
+
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "SparrowModelsTests", "Fixtures", "hybrid")
 LLAMA_CPP_DIR = os.environ.get("LLAMA_CPP_DIR", "/tmp/lcp/llama_cpp_python-0.3.36/vendor/llama.cpp")
 # Routing decisions must be at least this far from a tie (router logit gap).
@@ -178,28 +181,6 @@ def convert_with_llama_cpp(hf_dir: str, out: str):
     cls.set_vocab = placeholder_vocab
     with torch.inference_mode():
         cls(Path(hf_dir), gguf.LlamaFileType.ALL_F32, Path(out), eager=True).write()
-
-
-def llama_cpp_logits(path: str, tokens, vocab: int):
-    import llama_cpp
-
-    llm = llama_cpp.Llama(model_path=path, n_ctx=64, n_batch=64, n_threads=2, logits_all=True,
-                          type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32,
-                          flash_attn=False, verbose=False)
-    llm.eval(tokens)
-    return np.array(llm.scores[: len(tokens), :vocab], dtype=np.float32)
-
-
-def llama_cpp_quantize(src: str, dst: str, ftype: int):
-    """llama.cpp's llama-quantize (llama_model_quantize) of src into dst."""
-    import llama_cpp
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
-    params.nthread = 1
-    rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), params)
-    if rc != 0:
-        sys.exit(f"llama_model_quantize({src}) failed: {rc}")
 
 
 def vision_language_layout(hf_dir: str, out_dir: str, arch_name: str):
