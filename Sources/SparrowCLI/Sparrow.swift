@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SparrowEngine
 import SparrowKernels
+import SparrowModels
 
 @main
 struct Sparrow: AsyncParsableCommand {
@@ -25,6 +26,8 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "KV cache precision: f16 (default, as llama.cpp) or f32.")
     var kvType: String = "f16"
 
+    @OptionGroup var memory: MemoryOptions
+
     func load() throws -> Engine {
         if let threads {
             guard threads > 0 else { throw ValidationError("--threads must be ≥ 1") }
@@ -32,7 +35,41 @@ struct ModelOptions: ParsableArguments {
         }
         let path = try ModelStore().resolve(model, pullIfMissing: true)
         guard let kv = KVCacheType(rawValue: kvType) else { throw ValidationError("--kv-type must be f16 or f32, got '\(kvType)'") }
-        return try Engine(path: path, contextLength: context, kvCacheType: kv)
+        return try memory.load(path: path, contextLength: context, kvCacheType: kv)
+    }
+}
+
+/// `--memory-budget` and the expert cache's settings, shared by every command that loads a model.
+struct MemoryOptions: ParsableArguments {
+    static let budgetVariable = "SPARROW_MEMORY_BUDGET"
+
+    @Option(help: ArgumentHelp(
+        "Resident weight memory at most, e.g. 8GiB, 512MiB (default: $SPARROW_MEMORY_BUDGET, else no limit).",
+        discussion: "Dense weights stay resident; routed experts are paged from the file into a cache that fills the rest."))
+    var memoryBudget: String?
+
+    @Option(help: "Half-life of the expert cache's usage scores in tokens (with a memory budget; default 16).")
+    var expertHalfLife: Double?
+
+    /// The offload settings, or nil when no budget is set (flag or environment).
+    func configuration() throws -> OffloadConfiguration? {
+        let env = ProcessInfo.processInfo.environment[Self.budgetVariable].flatMap { $0.isEmpty ? nil : $0 }
+        guard let text = memoryBudget ?? env else {
+            if expertHalfLife != nil { throw ValidationError("--expert-half-life needs --memory-budget (or $\(Self.budgetVariable))") }
+            return nil
+        }
+        let source = memoryBudget != nil ? "--memory-budget" : "$\(Self.budgetVariable)"
+        let bytes: Int
+        do { bytes = try MemorySize.parse(text) } catch { throw ValidationError("\(source): \(error)") }
+        return OffloadConfiguration(memoryBudget: bytes, halfLifeTokens: expertHalfLife ?? 16)
+    }
+
+    /// Loads the engine under the budget, if any, and says on stderr where the budget goes.
+    func load(path: String, contextLength: Int? = nil, kvCacheType: KVCacheType = .f16) throws -> Engine {
+        let offload = try configuration()
+        let engine = try Engine(path: path, contextLength: contextLength, kvCacheType: kvCacheType, offload: offload)
+        if let plan = engine.offloadPlan { writeStderr("sparrow: \(plan.summary)\n") }
+        return engine
     }
 }
 
