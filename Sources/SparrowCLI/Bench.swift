@@ -60,6 +60,7 @@ struct Bench: ParsableCommand {
                         tgExperts.misses += d.misses
                         tgExperts.evictions += d.evictions
                         tgExperts.bytesPagedIn += d.bytesPagedIn
+                        tgExperts.predictedMisses += d.predictedMisses
                     }
                     if let s0 = storage0, let s1 = ProcessMemory.current().storageReadBytes { tgStorage += s1 - s0 }
                     tgTokens += generate
@@ -77,14 +78,17 @@ struct Bench: ParsableCommand {
         let mem = ProcessMemory.current()
         let perToken = { (bytes: Int) in tgTokens > 0 ? Double(bytes) / Double(tgTokens) : 0 }
         if json {
-            var memoryJSON = "\"peak_rss_bytes\":\(mem.peakResidentBytes ?? -1),\"rss_bytes\":\(mem.residentBytes ?? -1)"
-            if let plan = engine.offloadPlan, engine.expertStore != nil {
+            var memoryJSON = "\"peak_rss_bytes\":\(mem.peakResidentBytes ?? -1),\"rss_bytes\":\(mem.residentBytes ?? -1),"
+                + "\"rss_file_bytes\":\(mem.fileBytes ?? -1),\"rss_anon_bytes\":\(mem.anonymousBytes ?? -1),"
+                + "\"tg_storage_read_bytes_per_token\":\(perToken(tgStorage))"
+            if let plan = engine.offloadPlan, let store = engine.expertStore {
+                let u = Self.routingSkew(store.usage(), slots: plan.slots)
                 memoryJSON += ",\"offload\":{\"budget_bytes\":\(plan.budget),\"dense_bytes\":\(plan.denseBytes),"
+                    + "\"experts_used_fraction\":\(u.touched),\"top_slots_access_share\":\(u.topShare),"
                     + "\"expert_bytes\":\(plan.expertBytes),\"cache_bytes\":\(plan.cacheBytes),\"cache_slots\":\(plan.slots),"
                     + "\"experts\":\(plan.expertCount),\"tg_hit_rate\":\(tgExperts.hitRate),\"tg_hits\":\(tgExperts.hits),"
-                    + "\"tg_misses\":\(tgExperts.misses),\"tg_evictions\":\(tgExperts.evictions),"
-                    + "\"tg_paged_in_bytes_per_token\":\(perToken(tgExperts.bytesPagedIn)),"
-                    + "\"tg_storage_read_bytes_per_token\":\(perToken(tgStorage))}"
+                    + "\"tg_misses\":\(tgExperts.misses),\"tg_evictions\":\(tgExperts.evictions),\"tg_predicted_misses\":\(tgExperts.predictedMisses),"
+                    + "\"tg_paged_in_bytes_per_token\":\(perToken(tgExperts.bytesPagedIn))}"
             }
             print("{\"model\":\"\(name)\",\"threads\":\(threads),\"repetitions\":\(repetitions),"
                 + "\"pp\":{\"tokens\":\(prompt),\"median_tps\":\(p.median),\"min_tps\":\(p.min),\"max_tps\":\(p.max),\"samples\":\(pp)},"
@@ -95,11 +99,29 @@ struct Bench: ParsableCommand {
             if prompt > 0 { print(String(format: "pp%d: %.2f tok/s (min %.2f, max %.2f)", prompt, p.median, p.min, p.max)) }
             if generate > 0 { print(String(format: "tg%d: %.2f tok/s (min %.2f, max %.2f)", generate, g.median, g.min, g.max)) }
             if engine.expertStore != nil, generate > 0 {
-                print(String(format: "tg expert cache: hit rate %.1f%% (%d hits, %d misses, %d evictions), paged in %.1f MiB/token, storage reads %.1f MiB/token",
-                             tgExperts.hitRate * 100, tgExperts.hits, tgExperts.misses, tgExperts.evictions,
-                             perToken(tgExperts.bytesPagedIn) / 1_048_576, perToken(tgStorage) / 1_048_576))
+                print(String(format: "tg expert cache: hit rate %.1f%% (%d hits, %d misses of which %d predicted a layer ahead, %d evictions), paged in %.1f MiB/token",
+                             tgExperts.hitRate * 100, tgExperts.hits, tgExperts.misses, tgExperts.predictedMisses, tgExperts.evictions,
+                             perToken(tgExperts.bytesPagedIn) / 1_048_576))
+                if let plan = engine.offloadPlan, let store = engine.expertStore {
+                    let u = Self.routingSkew(store.usage(), slots: plan.slots)
+                    print(String(format: "routing (whole run): %.1f%% of experts used; the %d most used took %.1f%% of the picks",
+                                 u.touched * 100, plan.slots, u.topShare * 100))
+                }
             }
-            print("peak RSS: \(mem.peakResidentBytes.map(MemorySize.format) ?? "n/a"), RSS now: \(mem.residentBytes.map(MemorySize.format) ?? "n/a")")
+            let f = { (b: Int?) in b.map(MemorySize.format) ?? "n/a" }
+            if generate > 0 { print(String(format: "tg storage reads: %.1f MiB/token", perToken(tgStorage) / 1_048_576)) }
+            print("peak RSS: \(f(mem.peakResidentBytes)), RSS now: \(f(mem.residentBytes)) (mapped file pages \(f(mem.fileBytes)), anonymous \(f(mem.anonymousBytes)))")
         }
+    }
+
+    /// How skewed the router's picks were: the share of experts picked at least once, and the
+    /// share of all picks that went to the `slots` most picked experts (what a cache of that size
+    /// holding exactly those would hit).
+    static func routingSkew(_ usage: [[Int]], slots: Int) -> (touched: Double, topShare: Double) {
+        let all = usage.flatMap { $0 }.sorted(by: >)
+        let total = all.reduce(0, +)
+        guard total > 0 else { return (0, 0) }
+        let touched = Double(all.filter { $0 > 0 }.count) / Double(all.count)
+        return (touched, Double(all.prefix(slots).reduce(0, +)) / Double(total))
     }
 }

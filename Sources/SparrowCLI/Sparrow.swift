@@ -51,17 +51,26 @@ struct MemoryOptions: ParsableArguments {
     @Option(help: "Half-life of the expert cache's usage scores in tokens (with a memory budget; default 16).")
     var expertHalfLife: Double?
 
+    @Option(help: "on|off: read ahead the experts the next layer's router predicts (with a memory budget; default off).")
+    var expertPrefetch: String?
+
     /// The offload settings, or nil when no budget is set (flag or environment).
     func configuration() throws -> OffloadConfiguration? {
         let env = ProcessInfo.processInfo.environment[Self.budgetVariable].flatMap { $0.isEmpty ? nil : $0 }
         guard let text = memoryBudget ?? env else {
-            if expertHalfLife != nil { throw ValidationError("--expert-half-life needs --memory-budget (or $\(Self.budgetVariable))") }
+            if expertHalfLife != nil || expertPrefetch != nil {
+                throw ValidationError("--expert-half-life and --expert-prefetch need --memory-budget (or $\(Self.budgetVariable))")
+            }
             return nil
+        }
+        guard expertPrefetch == nil || ["on", "off"].contains(expertPrefetch) else {
+            throw ValidationError("--expert-prefetch must be on or off, got '\(expertPrefetch ?? "")'")
         }
         let source = memoryBudget != nil ? "--memory-budget" : "$\(Self.budgetVariable)"
         let bytes: Int
         do { bytes = try MemorySize.parse(text) } catch { throw ValidationError("\(source): \(error)") }
-        return OffloadConfiguration(memoryBudget: bytes, halfLifeTokens: expertHalfLife ?? 16)
+        return OffloadConfiguration(memoryBudget: bytes, halfLifeTokens: expertHalfLife ?? 16,
+                                    prefetchNextLayer: expertPrefetch == "on")
     }
 
     /// Loads the engine under the budget, if any, and says on stderr where the budget goes.

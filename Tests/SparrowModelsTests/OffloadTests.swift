@@ -147,7 +147,8 @@ struct OffloadTests {
         // The smallest budget (one token's experts of one layer), or a few more slots per layer.
         let probe = try OffloadPlan(gguf: gguf, configuration: OffloadConfiguration(memoryBudget: 1 << 40))
         let budget = try Self.smallestBudget(gguf) + extraSlotsPerLayer * probe.moeLayers * probe.slotBytes
-        let config = OffloadConfiguration(memoryBudget: budget, halfLifeTokens: 2)
+        // The larger budget also reads ahead the next layer's predicted experts (no effect on results).
+        let config = OffloadConfiguration(memoryBudget: budget, halfLifeTokens: 2, prefetchNextLayer: extraSlotsPerLayer > 0)
         let plan = try OffloadPlan(gguf: gguf, configuration: config)
         #expect(plan.slots == plan.expertsPerToken + extraSlotsPerLayer * plan.moeLayers)
         #expect(plan.slots < plan.expertCount)

@@ -123,6 +123,7 @@ public struct MoEBlock: Sendable {
             }
         }
         if let offload {
+            offload.store.prefetchNext(after: offload.layer, x: x, n: n, k: k)
             let used = slotsOf.indices.filter { !slotsOf[$0].isEmpty }
             try offload.store.withExperts(layer: offload.layer, experts: used, run)
         } else {

@@ -80,12 +80,13 @@ public final class MoETransformer: LanguageModel, @unchecked Sendable {
             // [d] or, as convert_hf_to_gguf.py writes Hugging Face's [1, d] gate, [d, 1].
             sharedGate = try w.vector(p + "ffn_gate_inp_shexp.weight", count: d)
         }
+        let router = try w.matrix(p + "ffn_gate_inp.weight", rows: m.expertCount, cols: d)
         return MoEBlock(
-            router: try w.matrix(p + "ffn_gate_inp.weight", rows: m.expertCount, cols: d),
+            router: router,
             experts: (0..<m.expertCount).map { GatedMLP(gate: gates[$0], up: ups[$0], down: downs[$0]) },
             shared: shared, sharedGate: sharedGate,
             expertUsedCount: m.expertUsedCount, normalizeTopK: m.normalizeTopK, weightsScale: m.weightsScale,
-            offload: try w.offload?.register(gate: gates, up: ups, down: downs))
+            offload: try w.offload?.register(router: router, gate: gates, up: ups, down: downs))
     }
 
     public func makeCache(capacity: Int, type: KVCacheType) -> KVCache {

@@ -57,6 +57,8 @@ public struct ExpertCache: Sendable {
     private var priority: [Double] // [keyCount] log2(score) + last / halfLife
     private var lastTick: [Int]    // [keyCount]
     private var score: [Double]    // [keyCount] score at lastTick
+    /// [keyCount] accesses of each expert since creation (router statistics for reports).
+    public private(set) var accessCounts: [Int]
     /// Time: one tick per `advance()`.
     public private(set) var tick = 0
     private var nextEmpty = 0      // slots below this have been used at least once
@@ -73,6 +75,7 @@ public struct ExpertCache: Sendable {
         priority = [Double](repeating: -.infinity, count: keyCount)
         lastTick = [Int](repeating: 0, count: keyCount)
         score = [Double](repeating: 0, count: keyCount)
+        accessCounts = [Int](repeating: 0, count: keyCount)
     }
 
     /// Moves time on by one step (the store calls it once per MoE layer step).
@@ -143,6 +146,7 @@ public struct ExpertCache: Sendable {
     }
 
     private mutating func touch(_ key: Int) {
+        accessCounts[key] += 1
         let s = currentScore(key) + 1
         score[key] = s
         lastTick[key] = tick
