@@ -13,6 +13,7 @@ struct Bench: ParsableCommand {
     @Option(name: .customShort("t"), help: "Threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(name: .customShort("r"), help: "Repetitions.") var repetitions: Int = 5
     @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var memory: MemoryOptions
 
     func run() throws {
         guard prompt >= 0, generate >= 0, prompt + generate > 0, repetitions > 0, threads > 0 else {
@@ -20,28 +21,50 @@ struct Bench: ParsableCommand {
         }
         Engine.setThreadCount(threads)
         let path = try ModelStore().resolve(model, pullIfMissing: true)
-        let engine = try Engine(path: path)
+        let engine = try memory.load(path: path)
         let vocab = Int32(engine.model.config.vocabularySize)
         var rng = SystemRandomNumberGenerator()
         var pp: [Double] = [], tg: [Double] = []
+        // Expert cache and storage counters over the measured decode runs (not the warm-up).
+        var tgExperts = ExpertStoreStatistics(), tgStorage = 0, tgTokens = 0
+        func finite(_ logits: [Float]) throws {
+            guard logits.allSatisfy(\.isFinite) else {
+                throw ValidationError("the model produced non-finite logits (NaN or infinity); its weights are broken")
+            }
+        }
         // One warm-up pass pages the weights in.
         for rep in 0...repetitions {
             if prompt > 0 {
                 let cache = engine.model.makeCache(capacity: prompt + 1)
                 let tokens = (0..<prompt).map { _ in Int32.random(in: 0..<vocab, using: &rng) }
                 let t0 = Date()
-                _ = try engine.model.forward(tokens, cache: cache, allLogits: false)
+                try finite(try engine.model.forward(tokens, cache: cache, allLogits: false))
                 if rep > 0 { pp.append(Double(prompt) / Date().timeIntervalSince(t0)) }
             }
             if generate > 0 {
                 let cache = engine.model.makeCache(capacity: generate + 1)
                 var token = Int32.random(in: 0..<vocab, using: &rng)
+                let experts0 = engine.expertStore?.statistics(), storage0 = ProcessMemory.current().storageReadBytes
                 let t0 = Date()
                 for _ in 0..<generate {
-                    let logits = try engine.model.forward([token], cache: cache, allLogits: false)
-                    token = Int32(logits.indices.max { logits[$0] < logits[$1] } ?? 0)
+                    try finite(try engine.model.forward([token], cache: cache, allLogits: false))
+                    // A random next token, as llama-bench feeds: a sparse model's routing then
+                    // depends on varied inputs, not on whatever token a random model repeats.
+                    token = Int32.random(in: 0..<vocab, using: &rng)
                 }
-                if rep > 0 { tg.append(Double(generate) / Date().timeIntervalSince(t0)) }
+                if rep > 0 {
+                    tg.append(Double(generate) / Date().timeIntervalSince(t0))
+                    if let store = engine.expertStore, let experts0 {
+                        let d = store.statistics() - experts0
+                        tgExperts.hits += d.hits
+                        tgExperts.misses += d.misses
+                        tgExperts.evictions += d.evictions
+                        tgExperts.bytesPagedIn += d.bytesPagedIn
+                        tgExperts.predictedMisses += d.predictedMisses
+                    }
+                    if let s0 = storage0, let s1 = ProcessMemory.current().storageReadBytes { tgStorage += s1 - s0 }
+                    tgTokens += generate
+                }
             }
         }
         func stats(_ xs: [Double]) -> (median: Double, min: Double, max: Double) {
@@ -52,14 +75,53 @@ struct Bench: ParsableCommand {
         }
         let p = stats(pp), g = stats(tg)
         let name = URL(fileURLWithPath: path).lastPathComponent
+        let mem = ProcessMemory.current()
+        let perToken = { (bytes: Int) in tgTokens > 0 ? Double(bytes) / Double(tgTokens) : 0 }
         if json {
+            var memoryJSON = "\"peak_rss_bytes\":\(mem.peakResidentBytes ?? -1),\"rss_bytes\":\(mem.residentBytes ?? -1),"
+                + "\"rss_file_bytes\":\(mem.fileBytes ?? -1),\"rss_anon_bytes\":\(mem.anonymousBytes ?? -1),"
+                + "\"tg_storage_read_bytes_per_token\":\(perToken(tgStorage))"
+            if let plan = engine.offloadPlan, let store = engine.expertStore {
+                let u = Self.routingSkew(store.usage(), slots: plan.slots)
+                memoryJSON += ",\"offload\":{\"budget_bytes\":\(plan.budget),\"dense_bytes\":\(plan.denseBytes),"
+                    + "\"experts_used_fraction\":\(u.touched),\"top_slots_access_share\":\(u.topShare),"
+                    + "\"expert_bytes\":\(plan.expertBytes),\"cache_bytes\":\(plan.cacheBytes),\"cache_slots\":\(plan.slots),"
+                    + "\"experts\":\(plan.expertCount),\"tg_hit_rate\":\(tgExperts.hitRate),\"tg_hits\":\(tgExperts.hits),"
+                    + "\"tg_misses\":\(tgExperts.misses),\"tg_evictions\":\(tgExperts.evictions),\"tg_predicted_misses\":\(tgExperts.predictedMisses),"
+                    + "\"tg_paged_in_bytes_per_token\":\(perToken(tgExperts.bytesPagedIn))}"
+            }
             print("{\"model\":\"\(name)\",\"threads\":\(threads),\"repetitions\":\(repetitions),"
                 + "\"pp\":{\"tokens\":\(prompt),\"median_tps\":\(p.median),\"min_tps\":\(p.min),\"max_tps\":\(p.max),\"samples\":\(pp)},"
-                + "\"tg\":{\"tokens\":\(generate),\"median_tps\":\(g.median),\"min_tps\":\(g.min),\"max_tps\":\(g.max),\"samples\":\(tg)}}")
+                + "\"tg\":{\"tokens\":\(generate),\"median_tps\":\(g.median),\"min_tps\":\(g.min),\"max_tps\":\(g.max),\"samples\":\(tg)},"
+                + memoryJSON + "}")
         } else {
             print("model: \(name), threads: \(threads), repetitions: \(repetitions)")
             if prompt > 0 { print(String(format: "pp%d: %.2f tok/s (min %.2f, max %.2f)", prompt, p.median, p.min, p.max)) }
             if generate > 0 { print(String(format: "tg%d: %.2f tok/s (min %.2f, max %.2f)", generate, g.median, g.min, g.max)) }
+            if engine.expertStore != nil, generate > 0 {
+                print(String(format: "tg expert cache: hit rate %.1f%% (%d hits, %d misses of which %d predicted a layer ahead, %d evictions), paged in %.1f MiB/token",
+                             tgExperts.hitRate * 100, tgExperts.hits, tgExperts.misses, tgExperts.predictedMisses, tgExperts.evictions,
+                             perToken(tgExperts.bytesPagedIn) / 1_048_576))
+                if let plan = engine.offloadPlan, let store = engine.expertStore {
+                    let u = Self.routingSkew(store.usage(), slots: plan.slots)
+                    print(String(format: "routing (whole run): %.1f%% of experts used; the %d most used took %.1f%% of the picks",
+                                 u.touched * 100, plan.slots, u.topShare * 100))
+                }
+            }
+            let f = { (b: Int?) in b.map(MemorySize.format) ?? "n/a" }
+            if generate > 0 { print(String(format: "tg storage reads: %.1f MiB/token", perToken(tgStorage) / 1_048_576)) }
+            print("peak RSS: \(f(mem.peakResidentBytes)), RSS now: \(f(mem.residentBytes)) (mapped file pages \(f(mem.fileBytes)), anonymous \(f(mem.anonymousBytes)))")
         }
+    }
+
+    /// How skewed the router's picks were: the share of experts picked at least once, and the
+    /// share of all picks that went to the `slots` most picked experts (what a cache of that size
+    /// holding exactly those would hit).
+    static func routingSkew(_ usage: [[Int]], slots: Int) -> (touched: Double, topShare: Double) {
+        let all = usage.flatMap { $0 }.sorted(by: >)
+        let total = all.reduce(0, +)
+        guard total > 0 else { return (0, 0) }
+        let touched = Double(all.filter { $0 > 0 }.count) / Double(all.count)
+        return (touched, Double(all.prefix(slots).reduce(0, +)) / Double(total))
     }
 }

@@ -30,6 +30,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a request may run before it is abandoned (default 600).") var requestTimeout: Double?
     @Option(help: "Largest n (choices per request; default 8).") var maxChoices: Int?
     @Option(help: "A Jinja chat template file to use instead of the model's own.") var chatTemplate: String?
+    @OptionGroup var memory: MemoryOptions
 
     /// The settings given as flags; nil where a flag was not given.
     func flagSettings() throws -> ServeSettings {
@@ -51,7 +52,7 @@ struct Serve: AsyncParsableCommand {
         let template = try settings.chatTemplateSource()
         let engine = try ModelOptions.loadEngine(
             model: settings.resolvedModel, context: settings.context, threads: settings.threads,
-            kvType: settings.kvType ?? .f16)
+            kvType: settings.kvType ?? .f16, memory: memory)
         let server = try SparrowServer(engine: engine, configuration: serverConfig, templateSource: template)
         let name = serverConfig.modelName, host = serverConfig.host
         let auth = serverConfig.apiKeys.isEmpty ? "no API key" : "API key required"

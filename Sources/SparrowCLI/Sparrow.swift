@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SparrowEngine
 import SparrowKernels
+import SparrowModels
 
 @main
 struct Sparrow: AsyncParsableCommand {
@@ -25,24 +26,69 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "KV cache precision: f16 (default, as llama.cpp) or f32.")
     var kvType: String = "f16"
 
+    @OptionGroup var memory: MemoryOptions
+
     func load() throws -> Engine {
-        try Self.loadEngine(model: model, context: context, threads: threads, kvType: try Self.kvCacheType(kvType))
+        try Self.loadEngine(model: model, context: context, threads: threads, kvType: try Self.kvCacheType(kvType), memory: memory)
     }
 
     /// Sets the thread count, resolves (pulling if needed) and loads the model; shared with
     /// `serve`, whose values may come from a configuration file.
-    static func loadEngine(model: String, context: Int?, threads: Int?, kvType: KVCacheType) throws -> Engine {
+    static func loadEngine(model: String, context: Int?, threads: Int?, kvType: KVCacheType, memory: MemoryOptions) throws -> Engine {
         if let threads {
             guard threads > 0 else { throw ValidationError("--threads must be ≥ 1") }
             Engine.setThreadCount(threads)
         }
         let path = try ModelStore().resolve(model, pullIfMissing: true)
-        return try Engine(path: path, contextLength: context, kvCacheType: kvType)
+        return try memory.load(path: path, contextLength: context, kvCacheType: kvType)
     }
 
     static func kvCacheType(_ name: String) throws -> KVCacheType {
         guard let kv = KVCacheType(rawValue: name) else { throw ValidationError("--kv-type must be f16 or f32, got '\(name)'") }
         return kv
+    }
+}
+
+/// `--memory-budget` and the expert cache's settings, shared by every command that loads a model.
+struct MemoryOptions: ParsableArguments {
+    static let budgetVariable = "SPARROW_MEMORY_BUDGET"
+
+    @Option(help: ArgumentHelp(
+        "Resident weight memory at most, e.g. 8GiB, 512MiB (default: $SPARROW_MEMORY_BUDGET, else no limit).",
+        discussion: "Dense weights stay resident; routed experts are paged from the file into a cache that fills the rest."))
+    var memoryBudget: String?
+
+    @Option(help: "Half-life of the expert cache's usage scores in tokens (with a memory budget; default 16).")
+    var expertHalfLife: Double?
+
+    @Option(help: "on|off: read ahead the experts the next layer's router predicts (with a memory budget; default off).")
+    var expertPrefetch: String?
+
+    /// The offload settings, or nil when no budget is set (flag or environment).
+    func configuration() throws -> OffloadConfiguration? {
+        let env = ProcessInfo.processInfo.environment[Self.budgetVariable].flatMap { $0.isEmpty ? nil : $0 }
+        guard let text = memoryBudget ?? env else {
+            if expertHalfLife != nil || expertPrefetch != nil {
+                throw ValidationError("--expert-half-life and --expert-prefetch need --memory-budget (or $\(Self.budgetVariable))")
+            }
+            return nil
+        }
+        guard expertPrefetch == nil || ["on", "off"].contains(expertPrefetch) else {
+            throw ValidationError("--expert-prefetch must be on or off, got '\(expertPrefetch ?? "")'")
+        }
+        let source = memoryBudget != nil ? "--memory-budget" : "$\(Self.budgetVariable)"
+        let bytes: Int
+        do { bytes = try MemorySize.parse(text) } catch { throw ValidationError("\(source): \(error)") }
+        return OffloadConfiguration(memoryBudget: bytes, halfLifeTokens: expertHalfLife ?? 16,
+                                    prefetchNextLayer: expertPrefetch == "on")
+    }
+
+    /// Loads the engine under the budget, if any, and says on stderr where the budget goes.
+    func load(path: String, contextLength: Int? = nil, kvCacheType: KVCacheType = .f16) throws -> Engine {
+        let offload = try configuration()
+        let engine = try Engine(path: path, contextLength: contextLength, kvCacheType: kvCacheType, offload: offload)
+        if let plan = engine.offloadPlan { writeStderr("sparrow: \(plan.summary)\n") }
+        return engine
     }
 }
 

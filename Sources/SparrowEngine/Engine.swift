@@ -17,14 +17,33 @@ public final class Engine: @unchecked Sendable {
     public let contextLength: Int
     /// How sessions store keys/values (f16 by default, as llama.cpp).
     public let kvCacheType: KVCacheType
+    /// Where the memory budget goes, when the engine runs under one (`--memory-budget`).
+    public let offloadPlan: OffloadPlan?
+    /// Pages the routed experts of a sparse model under the budget; nil without a budget or for
+    /// a dense model (whose weights then simply fit the budget, or the load failed).
+    public let expertStore: ExpertStore?
 
     /// Loads a GGUF file. `kvCacheType` sets the KV cache precision. `contextLength` defaults to the model's, capped at 4096 to bound the
-    /// KV cache; it may not exceed the model's.
-    public init(path: String, contextLength: Int? = nil, kvCacheType: KVCacheType = .f16) throws(EngineError) {
+    /// KV cache; it may not exceed the model's. With `offload`, the weights stay within its
+    /// memory budget: dense tensors resident, routed experts paged into an `ExpertStore`.
+    public init(path: String, contextLength: Int? = nil, kvCacheType: KVCacheType = .f16,
+                offload: OffloadConfiguration? = nil) throws(EngineError) {
         self.path = path
         self.kvCacheType = kvCacheType
         do { gguf = try GGUFFile(path: path) } catch { throw .format(error) }
-        do { model = try ModelRegistry.load(gguf) } catch { throw .model(error) }
+        do {
+            if let offload {
+                let plan = try OffloadPlan(gguf: gguf, configuration: offload)
+                offloadPlan = plan
+                expertStore = plan.expertCount > 0 ? try ExpertStore(gguf: gguf, plan: plan, configuration: offload) : nil
+            } else {
+                offloadPlan = nil
+                expertStore = nil
+            }
+            model = try ModelRegistry.load(gguf, options: LoadOptions(experts: expertStore))
+        } catch {
+            throw .model(error)
+        }
         do { tokenizer = try Tokenizer(gguf: gguf) } catch { throw .tokenizer(error) }
         if let source = gguf.metadata["tokenizer.chat_template"]?.stringValue {
             do { template = try ChatTemplate(source: source) } catch { throw .template(error) }

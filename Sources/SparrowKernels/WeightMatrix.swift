@@ -36,6 +36,22 @@ public struct WeightMatrix: @unchecked Sendable {
         self.owner = owner
     }
 
+    /// The same matrix with its rows at `data` (a copy of this matrix's bytes, e.g. an expert
+    /// paged into a cache slot); `owner` keeps that memory alive.
+    public func rebased(to data: UnsafeRawPointer, owner: AnyObject) -> WeightMatrix {
+        WeightMatrix(name: name, type: type, rows: rows, cols: cols, data: data, rowBytes: rowBytes, owner: owner)
+    }
+
+    private init(name: String, type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer, rowBytes: Int, owner: AnyObject) {
+        self.name = name
+        self.type = type
+        self.rows = rows
+        self.cols = cols
+        self.data = data
+        self.rowBytes = rowBytes
+        self.owner = owner
+    }
+
     /// y = x · Wᵀ
     /// - x: [nTokens, cols] f32
     /// - y: [nTokens, rows] f32

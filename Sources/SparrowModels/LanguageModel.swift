@@ -58,26 +58,41 @@ extension LanguageModel {
     }
 }
 
+/// How a model is built, beyond what its file says.
+public struct LoadOptions: Sendable {
+    /// Pages the routed experts into a cache bounded by a memory budget (`ExpertStore`); nil:
+    /// experts are read in place from the mapped file. Only sparse architectures use it;
+    /// `ModelRegistry.load` refuses a store the model did not register all experts with.
+    public var experts: ExpertStore?
+
+    public init(experts: ExpertStore? = nil) { self.experts = experts }
+}
+
 /// Maps `general.architecture` to a loader. Adding an architecture is one line here plus its
 /// file in Architectures/ (see docs/adding-a-model.md).
 public enum ModelRegistry {
-    public typealias Loader = @Sendable (GGUFFile) throws(ModelError) -> any LanguageModel
+    public typealias Loader = @Sendable (GGUFFile, LoadOptions) throws(ModelError) -> any LanguageModel
 
     public static let loaders: [String: Loader] = [
-        "llama": { gguf throws(ModelError) in try Llama.load(gguf) },
-        "qwen2": { gguf throws(ModelError) in try Qwen2.load(gguf) },
-        "qwen3": { gguf throws(ModelError) in try Qwen3.load(gguf) },
-        "qwen2moe": { gguf throws(ModelError) in try Qwen2MoE.load(gguf) },
-        "qwen3moe": { gguf throws(ModelError) in try Qwen3MoE.load(gguf) },
-        "qwen3next": { gguf throws(ModelError) in try Qwen3Next.load(gguf) },
-        "qwen35": { gguf throws(ModelError) in try Qwen35.load(gguf) },
-        "qwen35moe": { gguf throws(ModelError) in try Qwen35MoE.load(gguf) },
+        "llama": { gguf, _ throws(ModelError) in try Llama.load(gguf) },
+        "qwen2": { gguf, _ throws(ModelError) in try Qwen2.load(gguf) },
+        "qwen3": { gguf, _ throws(ModelError) in try Qwen3.load(gguf) },
+        "qwen2moe": { gguf, options throws(ModelError) in try Qwen2MoE.load(gguf, options: options) },
+        "qwen3moe": { gguf, options throws(ModelError) in try Qwen3MoE.load(gguf, options: options) },
+        "qwen3next": { gguf, options throws(ModelError) in try Qwen3Next.load(gguf, options: options) },
+        "qwen35": { gguf, options throws(ModelError) in try Qwen35.load(gguf, options: options) },
+        "qwen35moe": { gguf, options throws(ModelError) in try Qwen35MoE.load(gguf, options: options) },
     ]
 
     /// Loads the model a GGUF file describes.
-    public static func load(_ gguf: GGUFFile) throws(ModelError) -> any LanguageModel {
+    public static func load(_ gguf: GGUFFile, options: LoadOptions = LoadOptions()) throws(ModelError) -> any LanguageModel {
         guard let arch = gguf.architecture else { throw .format(.missingKey("general.architecture", expected: "a string")) }
         guard let loader = loaders[arch] else { throw .unsupportedArchitecture(arch, supported: loaders.keys.sorted()) }
-        return try loader(gguf)
+        let model = try loader(gguf, options)
+        if let store = options.experts, store.registeredExperts != store.plan.expertCount {
+            throw .invalidConfig("\(arch) bound \(store.registeredExperts) of the file's \(store.plan.expertCount) routed experts"
+                + " for paging; this architecture cannot run under a memory budget")
+        }
+        return model
     }
 }

@@ -5,8 +5,14 @@ import SparrowKernels
 /// except small f16/bf16 norm vectors converted to f32.
 public struct WeightLoader {
     public let gguf: GGUFFile
+    /// Pages the routed experts when the model runs under a memory budget (MoE loaders register
+    /// every layer's experts with it); nil: experts are read in place from the mapping.
+    public let offload: ExpertStore?
 
-    public init(gguf: GGUFFile) { self.gguf = gguf }
+    public init(gguf: GGUFFile, offload: ExpertStore? = nil) {
+        self.gguf = gguf
+        self.offload = offload
+    }
 
     public func has(_ name: String) -> Bool { gguf.tensorsByName[name] != nil }
 

@@ -7,11 +7,11 @@ import SparrowKernels
 /// `qwen2moe.expert_weights_norm`), plus a shared expert scaled by `sigmoid(ffn_gate_inp_shexp · x)`.
 /// llama.cpp: `src/models/qwen2moe.cpp`.
 public enum Qwen2MoE {
-    public static func load(_ gguf: GGUFFile) throws(ModelError) -> any LanguageModel {
+    public static func load(_ gguf: GGUFFile, options: LoadOptions = LoadOptions()) throws(ModelError) -> any LanguageModel {
         let config = try TransformerConfig(gguf: gguf, architecture: "qwen2moe", ropeOrdering: .neox)
         let moe = try MoEConfig(gguf: gguf, architecture: "qwen2moe", feedForwardLength: config.feedForwardLength,
                                 sharedExpert: true, normalizeTopKDefault: false)
-        return try MoETransformer.load(gguf, config: config, moe: moe) { w, i, rope throws(ModelError) in
+        return try MoETransformer.load(gguf, config: config, moe: moe, options: options) { w, i, rope throws(ModelError) in
             try DenseTransformer.attention(w, layer: i, config: config, rope: rope, biases: true, qkNorm: false)
         }
     }

@@ -13,11 +13,11 @@ import SparrowKernels
 /// into which its converter reorders Hugging Face's grouped heads; β and α are separate
 /// projections (`ssm_beta`, `ssm_alpha`). llama.cpp: `src/models/qwen35.cpp`.
 public enum Qwen35 {
-    public static func load(_ gguf: GGUFFile) throws(ModelError) -> any LanguageModel {
+    public static func load(_ gguf: GGUFFile, options: LoadOptions = LoadOptions()) throws(ModelError) -> any LanguageModel {
         let arch = "qwen35"
         let config = try HybridTransformer.trunkConfig(
             TransformerConfig(gguf: gguf, architecture: arch, ropeOrdering: .neox), gguf: gguf)
         let deltaNet = try DeltaNetConfig(gguf: gguf, architecture: arch, blockCount: config.blockCount, grouping: .tiled)
-        return try HybridTransformer.load(gguf, config: config, deltaNet: deltaNet, moe: nil)
+        return try HybridTransformer.load(gguf, config: config, deltaNet: deltaNet, moe: nil, options: options)
     }
 }

@@ -7,11 +7,11 @@ import SparrowKernels
 /// routing renormalised to sum to 1 (`norm_topk_prob` true unless the file says
 /// `qwen3moe.expert_weights_norm`), no shared expert. llama.cpp: `src/models/qwen3moe.cpp`.
 public enum Qwen3MoE {
-    public static func load(_ gguf: GGUFFile) throws(ModelError) -> any LanguageModel {
+    public static func load(_ gguf: GGUFFile, options: LoadOptions = LoadOptions()) throws(ModelError) -> any LanguageModel {
         let config = try TransformerConfig(gguf: gguf, architecture: "qwen3moe", ropeOrdering: .neox)
         let moe = try MoEConfig(gguf: gguf, architecture: "qwen3moe", feedForwardLength: config.feedForwardLength,
                                 sharedExpert: false, normalizeTopKDefault: true)
-        return try MoETransformer.load(gguf, config: config, moe: moe) { w, i, rope throws(ModelError) in
+        return try MoETransformer.load(gguf, config: config, moe: moe, options: options) { w, i, rope throws(ModelError) in
             try DenseTransformer.attention(w, layer: i, config: config, rope: rope, biases: false, qkNorm: true)
         }
     }

@@ -12,13 +12,13 @@ import SparrowKernels
 /// heads keep Hugging Face's grouped order (value head h reads key head h / (nV/nK)), β and α
 /// come from the fused `ssm_ba`. llama.cpp: `src/models/qwen3next.cpp`.
 public enum Qwen3Next {
-    public static func load(_ gguf: GGUFFile) throws(ModelError) -> any LanguageModel {
+    public static func load(_ gguf: GGUFFile, options: LoadOptions = LoadOptions()) throws(ModelError) -> any LanguageModel {
         let arch = "qwen3next"
         let config = try HybridTransformer.trunkConfig(
             TransformerConfig(gguf: gguf, architecture: arch, ropeOrdering: .neox), gguf: gguf)
         let deltaNet = try DeltaNetConfig(gguf: gguf, architecture: arch, blockCount: config.blockCount, grouping: .grouped)
         let moe = try MoEConfig(gguf: gguf, architecture: arch, feedForwardLength: config.feedForwardLength,
                                 sharedExpert: true, normalizeTopKDefault: true)
-        return try HybridTransformer.load(gguf, config: config, deltaNet: deltaNet, moe: moe)
+        return try HybridTransformer.load(gguf, config: config, deltaNet: deltaNet, moe: moe, options: options)
     }
 }

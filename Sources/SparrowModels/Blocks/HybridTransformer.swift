@@ -71,8 +71,8 @@ public final class HybridTransformer: LanguageModel, @unchecked Sendable {
     /// gate; feed-forward layers are `ffn_{gate,up,down}` when `moe` is nil, else
     /// `MoETransformer`'s expert tensors with a shared expert.
     static func load(_ gguf: GGUFFile, config c: TransformerConfig, deltaNet dn: DeltaNetConfig,
-                     moe m: MoEConfig?) throws(ModelError) -> HybridTransformer {
-        let w = WeightLoader(gguf: gguf)
+                     moe m: MoEConfig?, options: LoadOptions) throws(ModelError) -> HybridTransformer {
+        let w = WeightLoader(gguf: gguf, offload: options.experts)
         let d = c.embeddingLength
         let rope = RoPE(ordering: c.ropeOrdering, dimensions: c.ropeDimensions, base: c.ropeBase)
         var layers: [HybridLayer] = []
@@ -197,7 +197,7 @@ public final class HybridTransformer: LanguageModel, @unchecked Sendable {
 
         let h = FloatBuffer(count: total * d, zeroed: false)  // [total, d] normalised input of a block
         let y = FloatBuffer(count: total * d, zeroed: false)  // [total, d] block output
-        positions.withUnsafeBufferPointer { pos in
+        try positions.withUnsafeBufferPointer { pos throws(ModelError) in
             for layer in layers {
                 Ops.rmsNorm(x.pointer, weight: layer.attentionNorm.pointer, out: h.pointer, rows: total, n: d, eps: config.rmsEpsilon)
                 switch layer.mixer {
@@ -211,7 +211,7 @@ public final class HybridTransformer: LanguageModel, @unchecked Sendable {
                 Ops.rmsNorm(x.pointer, weight: layer.ffnNorm.pointer, out: h.pointer, rows: total, n: d, eps: config.rmsEpsilon)
                 switch layer.ffn {
                 case let .dense(mlp): mlp.forward(h.pointer, n: total, out: y.pointer)
-                case let .sparse(moe): moe.forward(h.pointer, n: total, out: y.pointer)
+                case let .sparse(moe): try moe.forward(h.pointer, n: total, out: y.pointer)
                 }
                 Ops.addInPlace(x.pointer, y.pointer, count: total * d)
             }

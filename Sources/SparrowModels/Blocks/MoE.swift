@@ -42,9 +42,12 @@ public struct MoEBlock: Sendable {
     public let normalizeTopK: Bool
     /// Factor on the routing weights (1 = none).
     public let weightsScale: Float
+    /// Where the routed experts' weights are read when they are paged into an expert cache
+    /// (`--memory-budget`); nil: read in place from the mapped file (`experts`).
+    public let offload: ExpertOffload?
 
     public init(router: WeightMatrix, experts: [GatedMLP], shared: GatedMLP? = nil, sharedGate: FloatBuffer? = nil,
-                expertUsedCount: Int, normalizeTopK: Bool, weightsScale: Float = 1) {
+                expertUsedCount: Int, normalizeTopK: Bool, weightsScale: Float = 1, offload: ExpertOffload? = nil) {
         self.router = router
         self.experts = experts
         self.shared = shared
@@ -52,6 +55,7 @@ public struct MoEBlock: Sendable {
         self.expertUsedCount = expertUsedCount
         self.normalizeTopK = normalizeTopK
         self.weightsScale = weightsScale
+        self.offload = offload
     }
 
     /// Softmax over each row of router logits, then top-k with optional renormalisation.
@@ -90,7 +94,8 @@ public struct MoEBlock: Sendable {
     }
 
     /// - x: [n, d] f32 (normalised input); out: [n, d] f32
-    func forward(_ x: UnsafePointer<Float>, n: Int, out: UnsafeMutablePointer<Float>) {
+    /// - Throws: only when offloaded experts cannot be read from the file.
+    func forward(_ x: UnsafePointer<Float>, n: Int, out: UnsafeMutablePointer<Float>) throws(ModelError) {
         let nExperts = experts.count, k = expertUsedCount, d = router.cols
         let logits = FloatBuffer(count: n * nExperts, zeroed: false)  // [n, nExperts]
         router.matmul(x, nTokens: n, into: logits.pointer)
@@ -104,15 +109,25 @@ public struct MoEBlock: Sendable {
         let weighted = FloatBuffer(count: n * k * d, zeroed: false)  // [n, k, d] weighted expert outputs
         let xe = FloatBuffer(count: n * d, zeroed: false)            // [m, d] the tokens of one expert
         let ye = FloatBuffer(count: n * d, zeroed: false)            // [m, d] that expert's outputs
-        for (e, slots) in slotsOf.enumerated() where !slots.isEmpty {
+        // Each expert's weighted outputs go to their own slots, so the order experts run in
+        // (an expert cache runs resident ones first) does not change the sum below.
+        func run(_ e: Int, _ expert: GatedMLP) {
+            let slots = slotsOf[e]
             for (i, slot) in slots.enumerated() {
                 (xe.pointer + i * d).update(from: x + (slot / k) * d, count: d)
             }
-            experts[e].forward(xe.pointer, n: slots.count, out: ye.pointer)
+            expert.forward(xe.pointer, n: slots.count, out: ye.pointer)
             for (i, slot) in slots.enumerated() {
                 let w = routing.weights[slot], src = ye.pointer + i * d, dst = weighted.pointer + slot * d
                 for j in 0..<d { dst[j] = src[j] * w }
             }
+        }
+        if let offload {
+            offload.store.prefetchNext(after: offload.layer, x: x, n: n, k: k)
+            let used = slotsOf.indices.filter { !slotsOf[$0].isEmpty }
+            try offload.store.withExperts(layer: offload.layer, experts: used, run)
+        } else {
+            for (e, slots) in slotsOf.enumerated() where !slots.isEmpty { run(e, experts[e]) }
         }
         // Sum the k weighted outputs of each token in slot order, as ggml adds the expert views.
         for t in 0..<n {

@@ -44,9 +44,10 @@ public final class MoETransformer: LanguageModel, @unchecked Sendable {
     /// and `ffn_down_exps` [ffExp, d, nExperts], and, when `moe.sharedFeedForwardLength > 0`,
     /// the shared expert `ffn_{gate,up,down}_shexp` with its gate `ffn_gate_inp_shexp` [d].
     /// `attention(i)` builds the architecture-specific attention block of layer i.
-    static func load(_ gguf: GGUFFile, config c: TransformerConfig, moe m: MoEConfig,
+    /// Experts are paged through `options.experts` when it is set.
+    static func load(_ gguf: GGUFFile, config c: TransformerConfig, moe m: MoEConfig, options: LoadOptions,
                      attention: (WeightLoader, Int, RoPE) throws(ModelError) -> AttentionBlock) throws(ModelError) -> MoETransformer {
-        let w = WeightLoader(gguf: gguf)
+        let w = WeightLoader(gguf: gguf, offload: options.experts)
         let d = c.embeddingLength
         let rope = RoPE(ordering: c.ropeOrdering, dimensions: c.ropeDimensions, base: c.ropeBase)
         var layers: [SparseDecoderLayer] = []
@@ -79,11 +80,13 @@ public final class MoETransformer: LanguageModel, @unchecked Sendable {
             // [d] or, as convert_hf_to_gguf.py writes Hugging Face's [1, d] gate, [d, 1].
             sharedGate = try w.vector(p + "ffn_gate_inp_shexp.weight", count: d)
         }
+        let router = try w.matrix(p + "ffn_gate_inp.weight", rows: m.expertCount, cols: d)
         return MoEBlock(
-            router: try w.matrix(p + "ffn_gate_inp.weight", rows: m.expertCount, cols: d),
+            router: router,
             experts: (0..<m.expertCount).map { GatedMLP(gate: gates[$0], up: ups[$0], down: downs[$0]) },
             shared: shared, sharedGate: sharedGate,
-            expertUsedCount: m.expertUsedCount, normalizeTopK: m.normalizeTopK, weightsScale: m.weightsScale)
+            expertUsedCount: m.expertUsedCount, normalizeTopK: m.normalizeTopK, weightsScale: m.weightsScale,
+            offload: try w.offload?.register(router: router, gate: gates, up: ups, down: downs))
     }
 
     public func makeCache(capacity: Int, type: KVCacheType) -> KVCache {
@@ -104,14 +107,14 @@ public final class MoETransformer: LanguageModel, @unchecked Sendable {
         let positions = (0..<n).map { Int32(start + $0) }  // [n]
         let h = FloatBuffer(count: n * d, zeroed: false)    // [n, d] normalised input of a block
         let y = FloatBuffer(count: n * d, zeroed: false)    // [n, d] block output
-        positions.withUnsafeBufferPointer { pos in
+        try positions.withUnsafeBufferPointer { pos throws(ModelError) in
             for (l, layer) in layers.enumerated() {
                 Ops.rmsNorm(x.pointer, weight: layer.attentionNorm.pointer, out: h.pointer, rows: n, n: d, eps: config.rmsEpsilon)
                 layer.attention.forward(h.pointer, n: n, positions: pos.baseAddress!, startPosition: start,
                                         cache: cache, layer: l, out: y.pointer)
                 Ops.addInPlace(x.pointer, y.pointer, count: n * d)
                 Ops.rmsNorm(x.pointer, weight: layer.ffnNorm.pointer, out: h.pointer, rows: n, n: d, eps: config.rmsEpsilon)
-                layer.moe.forward(h.pointer, n: n, out: y.pointer)
+                try layer.moe.forward(h.pointer, n: n, out: y.pointer)
                 Ops.addInPlace(x.pointer, y.pointer, count: n * d)
             }
         }
