@@ -12,12 +12,14 @@ struct Bench: ParsableCommand {
     @Option(name: .customShort("n"), help: "Tokens to generate.") var generate: Int = 64
     @Option(name: .customShort("t"), help: "Threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(name: .customShort("r"), help: "Repetitions.") var repetitions: Int = 5
+    @Option(help: "Sequences decoded together in each tg step, as the server's continuous batching does (tg tok/s counts all of them).")
+    var parallel: Int = 1
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var memory: MemoryOptions
 
     func run() throws {
-        guard prompt >= 0, generate >= 0, prompt + generate > 0, repetitions > 0, threads > 0 else {
-            throw ValidationError("-p, -n must be ≥ 0 (not both 0), -r and -t ≥ 1")
+        guard prompt >= 0, generate >= 0, prompt + generate > 0, repetitions > 0, threads > 0, parallel > 0 else {
+            throw ValidationError("-p, -n must be ≥ 0 (not both 0), -r, -t and --parallel ≥ 1")
         }
         Engine.setThreadCount(threads)
         let path = try ModelStore().resolve(model, pullIfMissing: true)
@@ -42,18 +44,23 @@ struct Bench: ParsableCommand {
                 if rep > 0 { pp.append(Double(prompt) / Date().timeIntervalSince(t0)) }
             }
             if generate > 0 {
-                let cache = engine.model.makeCache(capacity: generate + 1)
-                var token = Int32.random(in: 0..<vocab, using: &rng)
+                let caches = (0..<parallel).map { _ in engine.model.makeCache(capacity: generate + 1) }
+                var tokens = (0..<parallel).map { _ in Int32.random(in: 0..<vocab, using: &rng) }
                 let experts0 = engine.expertStore?.statistics(), storage0 = ProcessMemory.current().storageReadBytes
                 let t0 = Date()
                 for _ in 0..<generate {
-                    try finite(try engine.model.forward([token], cache: cache, allLogits: false))
+                    if parallel == 1 {
+                        try finite(try engine.model.forward(tokens, cache: caches[0], allLogits: false))
+                    } else {
+                        let batch = zip(tokens, caches).map { BatchSequence(tokens: [$0], cache: $1) }
+                        for logits in try engine.model.forwardBatch(batch) { try finite(logits) }
+                    }
                     // A random next token, as llama-bench feeds: a sparse model's routing then
                     // depends on varied inputs, not on whatever token a random model repeats.
-                    token = Int32.random(in: 0..<vocab, using: &rng)
+                    for i in tokens.indices { tokens[i] = Int32.random(in: 0..<vocab, using: &rng) }
                 }
                 if rep > 0 {
-                    tg.append(Double(generate) / Date().timeIntervalSince(t0))
+                    tg.append(Double(generate * parallel) / Date().timeIntervalSince(t0))
                     if let store = engine.expertStore, let experts0 {
                         let d = store.statistics() - experts0
                         tgExperts.hits += d.hits
@@ -63,7 +70,7 @@ struct Bench: ParsableCommand {
                         tgExperts.predictedMisses += d.predictedMisses
                     }
                     if let s0 = storage0, let s1 = ProcessMemory.current().storageReadBytes { tgStorage += s1 - s0 }
-                    tgTokens += generate
+                    tgTokens += generate * parallel
                 }
             }
         }
@@ -90,12 +97,12 @@ struct Bench: ParsableCommand {
                     + "\"tg_misses\":\(tgExperts.misses),\"tg_evictions\":\(tgExperts.evictions),\"tg_predicted_misses\":\(tgExperts.predictedMisses),"
                     + "\"tg_paged_in_bytes_per_token\":\(perToken(tgExperts.bytesPagedIn))}"
             }
-            print("{\"model\":\"\(name)\",\"threads\":\(threads),\"repetitions\":\(repetitions),"
+            print("{\"model\":\"\(name)\",\"threads\":\(threads),\"parallel\":\(parallel),\"repetitions\":\(repetitions),"
                 + "\"pp\":{\"tokens\":\(prompt),\"median_tps\":\(p.median),\"min_tps\":\(p.min),\"max_tps\":\(p.max),\"samples\":\(pp)},"
                 + "\"tg\":{\"tokens\":\(generate),\"median_tps\":\(g.median),\"min_tps\":\(g.min),\"max_tps\":\(g.max),\"samples\":\(tg)},"
                 + memoryJSON + "}")
         } else {
-            print("model: \(name), threads: \(threads), repetitions: \(repetitions)")
+            print("model: \(name), threads: \(threads), repetitions: \(repetitions)" + (parallel > 1 ? ", tg sequences per step: \(parallel)" : ""))
             if prompt > 0 { print(String(format: "pp%d: %.2f tok/s (min %.2f, max %.2f)", prompt, p.median, p.min, p.max)) }
             if generate > 0 { print(String(format: "tg%d: %.2f tok/s (min %.2f, max %.2f)", generate, g.median, g.min, g.max)) }
             if engine.expertStore != nil, generate > 0 {

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SparrowSampling
 
@@ -33,12 +34,54 @@ struct SamplerTests {
         p.topK = 0
         p.topP = 1
         p.minP = 0.5
-        let c = Sampler.truncate((0..<4).map { Sampler.Candidate(id: Int32($0), logit: [0, 5, 4.9, -3][$0]) }, p)
+        let c = Sampler.truncate([0, 5, 4.9, -3], p)
         #expect(Set(c.map(\.id)) == [1, 2])
         p.minP = 0
         p.topP = 0.5
-        let d = Sampler.truncate((0..<4).map { Sampler.Candidate(id: Int32($0), logit: [0, 5, 4.9, -3][$0]) }, p)
+        let d = Sampler.truncate([0, 5, 4.9, -3], p)
         #expect(d.map(\.id) == [1])
+    }
+
+    /// The cut-offs as the straightforward definition: sort every candidate, then cut.
+    static func truncateBySorting(_ logits: [Float], _ p: SamplingParameters) -> [Sampler.Candidate] {
+        var cands = logits.enumerated().map { Sampler.Candidate(id: Int32($0.offset), logit: $0.element) }
+        cands.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.id < $1.id) }
+        if p.topK > 0 { cands = Array(cands.prefix(p.topK)) }
+        let top = cands[0].logit
+        if p.topP < 1 {
+            let e = cands.map { Double(expf($0.logit - top)) }
+            let total = e.reduce(0, +)
+            var acc = 0.0
+            for (i, v) in e.enumerated() {
+                acc += v / total
+                if acc >= Double(p.topP) { cands = Array(cands.prefix(i + 1)); break }
+            }
+        }
+        if p.minP > 0 {
+            let kept = cands.filter { $0.logit >= top + logf(p.minP) }
+            if !kept.isEmpty { cands = kept }
+        }
+        return cands
+    }
+
+    @Test("the cut-offs without a full sort keep exactly what sorting everything and cutting keeps")
+    func cutoffsMatchSorting() {
+        var rng = SystemRandomNumberGenerator()
+        for trial in 0..<300 {
+            let n = [1, 2, 7, 100, 5000][trial % 5]
+            let spread = Float([0.5, 3, 12][trial % 3])
+            let logits = (0..<n).map { _ in Float.random(in: -spread...spread, using: &rng) }
+            var p = SamplingParameters()
+            p.topK = [0, 1, 5, 40, 10_000][Int.random(in: 0..<5, using: &rng)]
+            p.topP = [1, 0.95, 0.5, 0.999, 0.01][Int.random(in: 0..<5, using: &rng)]
+            p.minP = [0, 0.05, 0.3][Int.random(in: 0..<3, using: &rng)]
+            let fast = Sampler.truncate(logits, p), slow = Self.truncateBySorting(logits, p)
+            if p.topK == 0 && p.topP >= 1 && p.minP == 0 {
+                #expect(fast.map(\.id) == (0..<Int32(n)).map { $0 })  // nothing cut: vocabulary order
+            } else {
+                #expect(fast.map(\.id) == slow.map(\.id), "n \(n) k \(p.topK) p \(p.topP) min-p \(p.minP)")
+            }
+        }
     }
 
     @Test("penalties lower the logits of tokens already seen")
