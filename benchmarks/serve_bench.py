@@ -49,9 +49,10 @@ def stream_chat(url, key, model, messages, max_tokens):
 
 def concurrent(url, key, model, n, max_tokens):
     results = [None] * n
+    draft = time.time_ns() % 100000  # new prompts every call: no earlier call's cache serves them
 
     def run(i):
-        msgs = [{"role": "user", "content": f"Story {i}: write a long story about a lighthouse keeper."}]
+        msgs = [{"role": "user", "content": f"Story {i}, draft {draft}: write a long story about a lighthouse keeper."}]
         results[i] = stream_chat(url, key, model, msgs, max_tokens)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
@@ -68,11 +69,13 @@ def concurrent(url, key, model, n, max_tokens):
 def measure(url, key, model, streams, tokens):
     """Single-stream tok/s, aggregate tok/s of `streams` concurrent streams, and the time to
     first token of two requests sharing a ~2,000-token system prompt."""
+    # One short request first pages the weights in, so the single stream is not a cold start.
+    stream_chat(url, key, model, [{"role": "user", "content": "Warm-up: say hello."}], 8)
     single, _, _ = concurrent(url, key, model, 1, tokens)
     agg, _, _ = concurrent(url, key, model, streams, tokens)
     # ~2,000 tokens, new for every call so no earlier run's cache serves the first request
     system = f"Session {time.time_ns()}. " + " ".join(
-        f"Rule {i}: be precise, cite sources, and keep answers short." for i in range(180))
+        f"Rule {i}: be precise, cite sources, and keep answers short." for i in range(122))
     t1, _, _ = stream_chat(url, key, model, [{"role": "system", "content": system},
                                              {"role": "user", "content": "First question: what is a lighthouse?"}], 8)
     t2, _, _ = stream_chat(url, key, model, [{"role": "system", "content": system},

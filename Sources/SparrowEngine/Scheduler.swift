@@ -38,7 +38,9 @@ public final class Scheduler: @unchecked Sendable {
         slots = (0..<configuration.effectiveCacheSlots).map { _ in
             Slot(cache: engine.model.makeCache(capacity: engine.contextLength, type: engine.kvCacheType))
         }
-        let t = Thread { [unowned self] in self.loop() }
+        // The loop keeps the scheduler alive until `shutdown()` ends it (a scheduler dropped
+        // without shutting down leaks its thread rather than crashing it).
+        let t = Thread { self.loop() }
         t.name = "sparrow-scheduler"
         t.stackSize = 8 << 20
         thread = t
@@ -123,11 +125,15 @@ public final class Scheduler: @unchecked Sendable {
                 seq.continuation.finish()
                 return true
             }
-            var admitted: [Job] = []
+            var admitted: [Job] = [], deferred: [Job] = []
             while active.count + admitted.count < configuration.maxSequences, !queue.isEmpty {
-                admitted.append(queue.removeFirst())
+                let next = queue.removeFirst()
+                if awaitsSharedPrefix(next, computedBy: active + admitted) { deferred.append(next) } else { admitted.append(next) }
             }
+            queue.insert(contentsOf: deferred, at: 0)
             stats.queued = queue.count
+            // Counted as active at once: `submit` must not see a job that left the queue as a free slot.
+            stats.active = active.filter { !$0.done }.count + admitted.count
             lock.unlock()
 
             for seq in active where cancelNow.contains(seq.id) { end(seq, nil) }
@@ -150,6 +156,29 @@ public final class Scheduler: @unchecked Sendable {
         lock.lock()
         stats.active = active.count
         lock.unlock()
+    }
+
+    /// Whether `seq` should wait a step or more for a running job still prefilling a prompt it
+    /// shares at least `minPrefixCopy` more tokens of than any slot holds now: once computed,
+    /// `admit` copies that prefix instead of computing it again. Requests that arrive together
+    /// with the same system prompt (or the same few-shot examples) then prefill it once.
+    /// Hybrid models keep their recurrent state only at saved positions, so they never wait.
+    private func awaitsSharedPrefix(_ seq: Job, computedBy others: [Job]) -> Bool {
+        let prompt = seq.job.prompt
+        let limit = prompt.count - 1
+        guard limit >= configuration.minPrefixCopy, slots.first?.cache.recurrent == nil else { return false }
+        func shared(_ tokens: [Int32]) -> Int {
+            var n = 0
+            let m = min(limit, tokens.count)
+            while n < m && tokens[n] == prompt[n] { n += 1 }
+            return n
+        }
+        let available = slots.map { shared($0.tokens) }.max() ?? 0
+        return others.contains { other in
+            guard !other.done, !other.decoding else { return false }
+            let s = shared(other.job.prompt)
+            return s >= available + configuration.minPrefixCopy && (other.slot?.tokens.count ?? 0) < s
+        }
     }
 
     /// Gives a job the free slot whose cached tokens share the longest prefix with its prompt

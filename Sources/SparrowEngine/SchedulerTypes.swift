@@ -18,8 +18,10 @@ public struct SchedulerConfiguration: Sendable, Equatable {
     /// Bounds 1...65_536.
     public var prefillChunk: Int = 512
     /// A cached prefix held by another slot is copied into a free slot when it is at least this
-    /// many tokens longer than the free slot's own match. Default 32. Bounds ≥ 1.
-    public var minPrefixCopy: Int = 32
+    /// many tokens longer than the free slot's own match, and a new job waits for a running
+    /// one still prefilling that many more shared tokens (copying a token's keys/values costs
+    /// far less than computing it). Default 16. Bounds ≥ 1.
+    public var minPrefixCopy: Int = 16
 
     /// Bounds of `maxSequences`, `cacheSlots` (besides 0), `queueCapacity` and `prefillChunk`:
     /// the one source for `validate()` and for the configuration file's checks.

@@ -77,6 +77,35 @@ struct SchedulerTests {
         s.shutdown()
     }
 
+    @Test("jobs arriving together with a shared prefix compute it once: the others wait for it and copy it")
+    func sharedPrefixComputedOnce() async throws {
+        let e = try Self.engine()
+        let system = String(repeating: "You are a careful assistant. ", count: 12)
+        let prompts = ["Question one?", "Question two?", "Question three?", "Question four?"].map { e.tokenize(system + $0) }
+        var p = GenerationParameters()
+        p.maxTokens = 4
+        p.sampling = .greedy
+        var config = SchedulerConfiguration()
+        config.maxSequences = 5
+        let s = try Scheduler(engine: e, configuration: config)
+        // A long unrelated prompt keeps the loop busy while the four arrive, so they reach
+        // admission in the same step (without waiting, all four would compute the prefix).
+        let busy = try s.submit(GenerationJob(prompt: e.tokenize(String(repeating: "Lorem ipsum dolor sit amet. ", count: 35)), parameters: p))
+        let handles = try prompts.map { try s.submit(GenerationJob(prompt: $0, parameters: p)) }
+        _ = await Self.collect(busy)
+        var results: [(tokens: [Int32], text: String, summary: GenerationSummary?, error: EngineError?)] = []
+        for h in handles { results.append(await Self.collect(h)) }
+        let shared = zip(prompts[0], prompts[1]).prefix { $0 == $1 }.count
+        #expect(shared > config.minPrefixCopy)
+        #expect(results[0].summary?.cachedPromptTokens == 0)
+        for (r, prompt) in zip(results, prompts).dropFirst() {
+            #expect(r.summary?.cachedPromptTokens == shared)
+            #expect(r.tokens == (try e.makeSession().generate(prompt: prompt, parameters: p)).tokens)
+        }
+        #expect(s.snapshot().cachedPromptTokens == 3 * shared)
+        s.shutdown()
+    }
+
     @Test("queue limit, timeout, cancellation and bad prompts")
     func limits() async throws {
         let e = try Self.engine()
