@@ -111,54 +111,63 @@ public enum Attention {
         let group = nHeads / nKVHeads
         let kvStride = nKVHeads * headDim
         let rowStride = startPosition + nTokens  // one score row
+        let vBlock = 32                          // K or V rows per block (widened once for the group)
         Parallel.forRanges(nTokens * nKVHeads) { start, end in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: group * rowStride)  // [group, positions]
             let qg = UnsafeMutablePointer<Float>.allocate(capacity: group * headDim)        // [group, headDim]
-            let row = UnsafeMutablePointer<Float>.allocate(capacity: headDim)               // [headDim] a K or V row in f32
-            defer { scores.deallocate(); qg.deallocate(); row.deallocate() }
+            let rowTile = UnsafeMutablePointer<Float>.allocate(capacity: vBlock * headDim)  // [vBlock, headDim] K or V rows in f32
+            defer { scores.deallocate(); qg.deallocate(); rowTile.deallocate() }
             for job in start..<end {
                 let t = job / nKVHeads, kvh = job % nKVHeads
+                /// Rows `from ..< from + count` of this KV head in `cache` (K or V) as f32: the
+                /// cache itself when it is f32, else widened into `rowTile`. Returns (rows, stride).
+                func tile(_ cache: UnsafeRawPointer, from p0: Int, count n: Int) -> (UnsafePointer<Float>, Int) {
+                    switch type {
+                    case .f32:
+                        return (cache.assumingMemoryBound(to: Float.self) + p0 * kvStride + kvh * headDim, kvStride)
+                    case .f16:
+                        let h = cache + 2 * (p0 * kvStride + kvh * headDim)
+                        for p in 0..<n { AVX2Vector.widenF16(h + 2 * p * kvStride, into: rowTile + p * headDim, count: headDim) }
+                        return (UnsafePointer(rowTile), headDim)
+                    }
+                }
                 let length = startPosition + t + 1
                 let q0 = q + (t * nHeads + kvh * group) * headDim   // the group's heads are consecutive
                 let o0 = out + (t * nHeads + kvh * group) * headDim
-                switch type {
-                case .f32:
-                    qg.update(from: q0, count: group * headDim)
-                    let kf = k.assumingMemoryBound(to: Float.self) + kvh * headDim
-                    for p in 0..<length {
-                        let kr = kf + p * kvStride
-                        for j in 0..<group { scores[j * rowStride + p] = AVX2Vector.dotF32(qg + j * headDim, kr, count: headDim) }
+                // Q·K a block of positions at a time: the block's K rows (widened once) serve
+                // every head of the group, eight scores per reduction (`dotsF32`, each as `dotF32`).
+                qg.update(from: q0, count: group * headDim)
+                if type == .f16 { AVX2Vector.roundToF16(qg, count: group * headDim) }  // Q as f16, as ggml's mul_mat
+                var p0 = 0
+                while p0 < length {
+                    let n = min(vBlock, length - p0)
+                    let (rows, stride) = tile(k, from: p0, count: n)
+                    for j in 0..<group {
+                        AVX2Vector.dotsF32(qg + j * headDim, rows: rows, rowStride: stride, count: n, width: headDim,
+                                           into: scores + j * rowStride + p0)
                     }
-                case .f16:
-                    for i in 0..<(group * headDim) { qg[i] = fp16ToFloat(floatToFP16(q0[i])) }
-                    let kh = k + 2 * kvh * headDim
-                    for p in 0..<length {
-                        AVX2Vector.widenF16(kh + 2 * p * kvStride, into: row, count: headDim)
-                        for j in 0..<group { scores[j * rowStride + p] = AVX2Vector.dotF32(qg + j * headDim, row, count: headDim) }
-                    }
+                    p0 += n
                 }
                 for j in 0..<group {
                     let weights = scores + j * rowStride
                     for p in 0..<length { weights[p] *= scale }
                     Ops.softmax(weights, count: length)
+                    // P rounded to f16, as ggml's mul_mat converts it for an f16 V
+                    if type == .f16 { AVX2Vector.roundToF16(weights, count: length) }
                     (o0 + j * headDim).initialize(repeating: 0, count: headDim)
                 }
-                switch type {
-                case .f32:
-                    let vf = v.assumingMemoryBound(to: Float.self) + kvh * headDim
-                    for p in 0..<length {
-                        for j in 0..<group { AVX2Vector.axpyF32(scores[j * rowStride + p], vf + p * kvStride, o0 + j * headDim, count: headDim) }
+                // O += P·V a block of positions at a time: the block's V rows (widened once)
+                // serve every head of the group, and each head's output stays in registers
+                // across the block. Per element the FMAs run in position order, as one at a time.
+                p0 = 0
+                while p0 < length {
+                    let n = min(vBlock, length - p0)
+                    let (rows, stride) = tile(v, from: p0, count: n)
+                    for j in 0..<group {
+                        AVX2Vector.accumulateRows(weights: scores + j * rowStride + p0, rows: rows, rowStride: stride,
+                                                  count: n, into: o0 + j * headDim, width: headDim)
                     }
-                case .f16:
-                    let vh = v + 2 * kvh * headDim
-                    for p in 0..<length {
-                        AVX2Vector.widenF16(vh + 2 * p * kvStride, into: row, count: headDim)
-                        for j in 0..<group {
-                            // P rounded to f16, as ggml's mul_mat converts it for an f16 V
-                            let w = fp16ToFloat(floatToFP16(scores[j * rowStride + p]))
-                            AVX2Vector.axpyF32(w, row, o0 + j * headDim, count: headDim)
-                        }
-                    }
+                    p0 += n
                 }
             }
         }

@@ -5,6 +5,7 @@
 
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
+import SparrowCSupport
 
 public enum AVX2Vector {
     /// Σ a[i]·b[i], b in IEEE half precision, in ggml's `ggml_vec_dot_f16` AVX2 order: four
@@ -60,6 +61,101 @@ public enum AVX2Vector {
         while i < count {
             dst[i] = _cvtsh_ss(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
             i += 1
+        }
+    }
+
+    /// out[p] = dotF32(q, rows + p·rowStride, count: width) for p < count, bit for bit: eight
+    /// rows at a time, their 8-lane partial sums reduced together by a transposed version of
+    /// `ggmlReduce` (the same additions in the same order) instead of one reduction per row.
+    public static func dotsF32(_ q: UnsafePointer<Float>, rows: UnsafePointer<Float>, rowStride: Int, count: Int,
+                               width: Int, into out: UnsafeMutablePointer<Float>) {
+        var p = 0
+        if width % 32 == 0 {
+            @inline(__always) func ld(_ p: UnsafePointer<Float>, _ k: Int) -> __m256 { UnsafeRawPointer(p + k).loadUnaligned(as: __m256.self) }
+            // One row's lanes as `dotF32` has them before its reduction: (s0 + s1) + (s2 + s3).
+            @inline(__always) func lanes(_ r: UnsafePointer<Float>) -> __m256 {
+                var s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0
+                var i = 0
+                while i < width {
+                    s0 = _mm256_fmadd_ps(ld(q, i), ld(r, i), s0)
+                    s1 = _mm256_fmadd_ps(ld(q, i + 8), ld(r, i + 8), s1)
+                    s2 = _mm256_fmadd_ps(ld(q, i + 16), ld(r, i + 16), s2)
+                    s3 = _mm256_fmadd_ps(ld(q, i + 24), ld(r, i + 24), s3)
+                    i += 32
+                }
+                return _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))
+            }
+            // [x.lo + x.hi | y.lo + y.hi]: ggmlReduce's first step for two rows at once.
+            @inline(__always) func halves(_ x: __m256, _ y: __m256) -> __m256 {
+                __m256(lowHalf: x.lowHalf + x.highHalf, highHalf: y.lowHalf + y.highHalf)
+            }
+            while p + 8 <= count {
+                let r = rows + p * rowStride
+                let a = halves(lanes(r), lanes(r + rowStride))
+                let b = halves(lanes(r + 2 * rowStride), lanes(r + 3 * rowStride))
+                let c = halves(lanes(r + 4 * rowStride), lanes(r + 5 * rowStride))
+                let d = halves(lanes(r + 6 * rowStride), lanes(r + 7 * rowStride))
+                // Two horizontal adds, as ggmlReduce's: lanes [0, 2, 4, 6 | 1, 3, 5, 7].
+                let s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d))
+                out[p] = s[0]; out[p + 2] = s[1]; out[p + 4] = s[2]; out[p + 6] = s[3]
+                out[p + 1] = s[4]; out[p + 3] = s[5]; out[p + 5] = s[6]; out[p + 7] = s[7]
+                p += 8
+            }
+        }
+        while p < count {
+            out[p] = dotF32(q, rows + p * rowStride, count: width)
+            p += 1
+        }
+    }
+
+    /// x[i] = x[i] rounded to IEEE half precision and back (round to nearest even, as
+    /// `floatToFP16`; F16C converts subnormal halves exactly).
+    public static func roundToF16(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            let p = UnsafeMutableRawPointer(x + i)
+            p.storeBytes(of: sparrow_round_f16x8(p.loadUnaligned(as: __m256.self)), as: __m256.self)
+            i += 8
+        }
+        while i < count {
+            x[i] = sparrow_round_f16(x[i])
+            i += 1
+        }
+    }
+
+    /// o[i] += Σ_p weights[p] · rows[p·rowStride + i] for i < width, p < count: the same FMAs
+    /// in the same order (p ascending) as `count` calls of `axpyF32`, with each 64-wide slice of
+    /// `o` held in registers across the rows instead of loaded and stored per row.
+    public static func accumulateRows(weights: UnsafePointer<Float>, rows: UnsafePointer<Float>, rowStride: Int,
+                                      count: Int, into o: UnsafeMutablePointer<Float>, width: Int) {
+        @inline(__always) func ld(_ p: UnsafePointer<Float>) -> __m256 { UnsafeRawPointer(p).loadUnaligned(as: __m256.self) }
+        @inline(__always) func st(_ v: __m256, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: __m256.self) }
+        var d = 0
+        while d + 64 <= width {
+            let od = o + d
+            var a0 = ld(od), a1 = ld(od + 8), a2 = ld(od + 16), a3 = ld(od + 24)
+            var a4 = ld(od + 32), a5 = ld(od + 40), a6 = ld(od + 48), a7 = ld(od + 56)
+            for p in 0..<count {
+                let w = _mm256_set1_ps(weights[p])
+                let r = rows + p * rowStride + d
+                a0 = _mm256_fmadd_ps(w, ld(r), a0); a1 = _mm256_fmadd_ps(w, ld(r + 8), a1)
+                a2 = _mm256_fmadd_ps(w, ld(r + 16), a2); a3 = _mm256_fmadd_ps(w, ld(r + 24), a3)
+                a4 = _mm256_fmadd_ps(w, ld(r + 32), a4); a5 = _mm256_fmadd_ps(w, ld(r + 40), a5)
+                a6 = _mm256_fmadd_ps(w, ld(r + 48), a6); a7 = _mm256_fmadd_ps(w, ld(r + 56), a7)
+            }
+            st(a0, od); st(a1, od + 8); st(a2, od + 16); st(a3, od + 24)
+            st(a4, od + 32); st(a5, od + 40); st(a6, od + 48); st(a7, od + 56)
+            d += 64
+        }
+        while d + 8 <= width {
+            var a = ld(o + d)
+            for p in 0..<count { a = _mm256_fmadd_ps(_mm256_set1_ps(weights[p]), ld(rows + p * rowStride + d), a) }
+            st(a, o + d)
+            d += 8
+        }
+        while d < width {
+            for p in 0..<count { o[d] += weights[p] * rows[p * rowStride + d] }
+            d += 1
         }
     }
 
