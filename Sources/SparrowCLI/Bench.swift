@@ -61,14 +61,7 @@ struct Bench: ParsableCommand {
                 }
                 if rep > 0 {
                     tg.append(Double(generate * parallel) / Date().timeIntervalSince(t0))
-                    if let store = engine.expertStore, let experts0 {
-                        let d = store.statistics() - experts0
-                        tgExperts.hits += d.hits
-                        tgExperts.misses += d.misses
-                        tgExperts.evictions += d.evictions
-                        tgExperts.bytesPagedIn += d.bytesPagedIn
-                        tgExperts.predictedMisses += d.predictedMisses
-                    }
+                    if let store = engine.expertStore, let experts0 { tgExperts = tgExperts + (store.statistics() - experts0) }
                     if let s0 = storage0, let s1 = ProcessMemory.current().storageReadBytes { tgStorage += s1 - s0 }
                     tgTokens += generate * parallel
                 }

@@ -167,18 +167,21 @@ public final class Scheduler: @unchecked Sendable {
         let prompt = seq.job.prompt
         let limit = prompt.count - 1
         guard limit >= configuration.minPrefixCopy, slots.first?.cache.recurrent == nil else { return false }
-        func shared(_ tokens: [Int32]) -> Int {
-            var n = 0
-            let m = min(limit, tokens.count)
-            while n < m && tokens[n] == prompt[n] { n += 1 }
-            return n
-        }
+        func shared(_ tokens: [Int32]) -> Int { Self.sharedPrefix(tokens, prompt, limit: limit) }
         let available = slots.map { shared($0.tokens) }.max() ?? 0
         return others.contains { other in
             guard !other.done, !other.decoding else { return false }
             let s = shared(other.job.prompt)
             return s >= available + configuration.minPrefixCopy && (other.slot?.tokens.count ?? 0) < s
         }
+    }
+
+    /// How many leading tokens `tokens` and `prompt` share, at most `limit`.
+    private static func sharedPrefix(_ tokens: [Int32], _ prompt: [Int32], limit: Int) -> Int {
+        var n = 0
+        let m = min(limit, tokens.count, prompt.count)
+        while n < m && tokens[n] == prompt[n] { n += 1 }
+        return n
     }
 
     /// Gives a job the free slot whose cached tokens share the longest prefix with its prompt
@@ -188,11 +191,8 @@ public final class Scheduler: @unchecked Sendable {
         // Always recompute at least the last prompt token: its logits start the generation.
         let limit = prompt.count - 1
         func common(_ s: Slot) -> Int {
-            let tokens = s.tokens
-            var n = 0
-            let m = min(limit, tokens.count)
-            while n < m && tokens[n] == prompt[n] { n += 1 }
-            return s.cache.restorablePrefix(n)  // a hybrid model's cache goes back only to a saved state
+            // A hybrid model's cache goes back only to a saved state.
+            s.cache.restorablePrefix(Self.sharedPrefix(s.tokens, prompt, limit: limit))
         }
         clock += 1
         let free = slots.filter { !$0.busy }

@@ -149,13 +149,18 @@ public struct ExpertStoreStatistics: Sendable, Equatable {
     public init() {}
     public var hitRate: Double { hits + misses == 0 ? 0 : Double(hits) / Double(hits + misses) }
 
-    public static func - (a: Self, b: Self) -> Self {
+    /// Counts between two readings.
+    public static func - (a: Self, b: Self) -> Self { combine(a, b, -) }
+    /// Counts of two periods together.
+    public static func + (a: Self, b: Self) -> Self { combine(a, b, +) }
+
+    private static func combine(_ a: Self, _ b: Self, _ op: (Int, Int) -> Int) -> Self {
         var d = Self()
-        d.hits = a.hits - b.hits
-        d.misses = a.misses - b.misses
-        d.evictions = a.evictions - b.evictions
-        d.bytesPagedIn = a.bytesPagedIn - b.bytesPagedIn
-        d.predictedMisses = a.predictedMisses - b.predictedMisses
+        d.hits = op(a.hits, b.hits)
+        d.misses = op(a.misses, b.misses)
+        d.evictions = op(a.evictions, b.evictions)
+        d.bytesPagedIn = op(a.bytesPagedIn, b.bytesPagedIn)
+        d.predictedMisses = op(a.predictedMisses, b.predictedMisses)
         return d
     }
 }
