@@ -6,7 +6,8 @@ import Testing
 struct OutputParserTests {
     static let qwen = OutputFormat(reasoning: true, toolCalls: true, xmlToolCalls: false)
 
-    /// Feeds `text` in pieces of `step` characters and merges adjacent pieces of one kind.
+    /// Feeds `text` in pieces of `step` characters and merges adjacent pieces of one kind; a
+    /// streamed call (start + argument pieces) is folded into one `.toolCall`.
     func parse(_ text: String, step: Int, format: OutputFormat = qwen, reasoning: Bool = false, tools: Bool = true,
                prefill: String = "") -> [OutputPiece] {
         var p = OutputParser(format: format, startInReasoning: reasoning, parseTools: tools)
@@ -23,10 +24,25 @@ struct OutputParserTests {
             switch (merged.last, piece) {
             case let (.content(a)?, .content(b)): merged[merged.count - 1] = .content(a + b)
             case let (.reasoning(a)?, .reasoning(b)): merged[merged.count - 1] = .reasoning(a + b)
+            case let (_, .toolCallStart(name)): merged.append(.toolCall(name: name, arguments: ""))
+            case let (.toolCall(name, a)?, .toolCallArguments(b)): merged[merged.count - 1] = .toolCall(name: name, arguments: a + b)
             default: merged.append(piece)
             }
         }
         return merged
+    }
+
+    /// The raw pieces of `text` fed `step` characters at a time.
+    func pieces(_ text: String, step: Int, format: OutputFormat = qwen, prefill: String = "") -> [OutputPiece] {
+        var p = OutputParser(format: format, startInReasoning: false, parseTools: true)
+        var out = p.feed(prefill)
+        var i = text.startIndex
+        while i < text.endIndex {
+            let j = text.index(i, offsetBy: step, limitedBy: text.endIndex) ?? text.endIndex
+            out += p.feed(String(text[i..<j]))
+            i = j
+        }
+        return out + p.finish()
     }
 
     @Test("plain text passes through", arguments: [1, 3, 100])
@@ -52,9 +68,41 @@ struct OutputParserTests {
         guard case let .content(lead)? = pieces.first else { Issue.record("no content"); return }
         #expect(lead.trimmingWhitespace == "Let me check.")
         #expect(Array(pieces.dropFirst()) == [
-            .toolCall(name: "get_weather", arguments: "{\"city\":\"Paris\"}"),
+            .toolCall(name: "get_weather", arguments: "{\"city\": \"Paris\"}"),
             .toolCall(name: "get_time", arguments: "{}"),
         ])
+    }
+
+    @Test("a JSON call streams: its name first, then its arguments piece by piece", arguments: [1, 3])
+    func streamedJSONCall(step: Int) {
+        let args = "{\"code\": \"if x { y() } \\\" }\", \"n\": [1, {\"k\": 2}]}"
+        let text = "<tool_call>\n{\"name\": \"run\", \"arguments\": \(args)}\n</tool_call>"
+        let out = pieces(text, step: step)
+        #expect(out.first == .toolCallStart(name: "run"))
+        let fragments = out.dropFirst().map { p -> String in if case let .toolCallArguments(s) = p { return s } else { return "?" } }
+        #expect(fragments.count > 3)
+        // Braces inside strings (and an escaped quote) do not end the object early.
+        #expect(fragments.joined() == args)
+        #expect(parse(text, step: step) == [.toolCall(name: "run", arguments: args)])
+    }
+
+    @Test("a call body of another shape is parsed whole at the end")
+    func unstreamedShapes() {
+        // Arguments before the name, and arguments as a JSON string.
+        #expect(pieces("<tool_call>{\"arguments\": {\"a\": 1}, \"name\": \"f\"}</tool_call>", step: 2)
+                == [.toolCall(name: "f", arguments: "{\"a\":1}")])
+        #expect(pieces("<tool_call>{\"name\": \"f\", \"arguments\": \"{\\\"a\\\": 1}\"}</tool_call>", step: 2)
+                == [.toolCall(name: "f", arguments: "{\"a\":1}")])
+    }
+
+    @Test("header matching: incomplete, mismatch, matched")
+    func header() {
+        #expect(CallStream.jsonHeader("{\"na") == .incomplete)
+        #expect(CallStream.jsonHeader("{ \"name\" : \"a\\\"b\" ,\n \"param") == .incomplete)
+        #expect(CallStream.jsonHeader("{\"name\": \"f\", \"args\"") == .mismatch)
+        #expect(CallStream.jsonHeader("[") == .mismatch)
+        #expect(CallStream.jsonHeader("{ \"name\" : \"a\\\"b\" ,\n \"parameters\": {\"x\"")
+                == .matched(name: "a\"b", arguments: "{\"x\""))
     }
 
     @Test("a reply that is only bare call JSON naming an offered tool is a call; other JSON is content", arguments: [1, 7, 100])
@@ -85,7 +133,7 @@ struct OutputParserTests {
     @Test("a forced prefix is parsed as if generated")
     func prefill() {
         #expect(parse("{\"city\": \"Oslo\"}}\n</tool_call>", step: 2, prefill: "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": ")
-                == [.toolCall(name: "get_weather", arguments: "{\"city\":\"Oslo\"}")])
+                == [.toolCall(name: "get_weather", arguments: "{\"city\": \"Oslo\"}")])
     }
 
     @Test("Qwen3-Coder XML tool calls")
@@ -93,6 +141,13 @@ struct OutputParserTests {
         let format = OutputFormat(reasoning: false, toolCalls: true, xmlToolCalls: true)
         let text = "<tool_call>\n<function=search>\n<parameter=query>\nswift actors\n</parameter>\n<parameter=limit>\n5\n</parameter>\n</function>\n</tool_call>"
         #expect(parse(text, step: 3, format: format) == [.toolCall(name: "search", arguments: "{\"query\":\"swift actors\",\"limit\":5}")])
+        // Streamed: the name at <function=…>, then one piece per closed parameter.
+        #expect(pieces(text, step: 1, format: format) == [
+            .toolCallStart(name: "search"), .toolCallArguments("{\"query\":\"swift actors\""),
+            .toolCallArguments(",\"limit\":5"), .toolCallArguments("}"),
+        ])
+        #expect(pieces("<tool_call>\n<function=now>\n</function>\n</tool_call>", step: 2, format: format)
+                == [.toolCallStart(name: "now"), .toolCallArguments("{}")])
     }
 
     @Test("a malformed or unfinished call is returned as text, and tools off means text")

@@ -65,22 +65,28 @@ def test_none_gives_text(client, model):
 
 
 def test_streamed_tool_call_deltas(client, model):
+    """The call's id and name come first; its arguments follow in pieces, as OpenAI streams them."""
     stream = client.chat.completions.create(model=model, messages=ASK, tools=[WEATHER], tool_choice="required",
                                             temperature=0, max_tokens=64, stream=True)
-    calls, finish = {}, None
+    calls, finish, argument_deltas = {}, None, 0
     for chunk in stream:
         if not chunk.choices:
             continue
         d = chunk.choices[0].delta
         for tc in d.tool_calls or []:
+            first = tc.index not in calls
             entry = calls.setdefault(tc.index, {"name": "", "arguments": "", "id": None})
+            assert (tc.id is not None) == first, "only a call's first delta carries its id"
             entry["id"] = entry["id"] or tc.id
             entry["name"] += (tc.function.name or "") if tc.function else ""
-            entry["arguments"] += (tc.function.arguments or "") if tc.function else ""
+            if tc.function and tc.function.arguments:
+                entry["arguments"] += tc.function.arguments
+                argument_deltas += 1
         finish = chunk.choices[0].finish_reason or finish
     assert finish == "tool_calls"
     assert calls[0]["name"] == "get_weather" and calls[0]["id"]
     assert isinstance(json.loads(calls[0]["arguments"]), dict)
+    assert argument_deltas >= 2, "arguments arrive token by token, not in one piece"
 
 
 def test_tool_result_round_trip(client, model):

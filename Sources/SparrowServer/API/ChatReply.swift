@@ -20,6 +20,10 @@ package final class ChatReply: @unchecked Sendable {
         var logprobs: [JSONValue] = []
         var finishReason: String?
         var completionTokens = 0
+        /// Pieces parsed from the forced opening, delivered with the first event.
+        var forcedPieces: [OutputPiece] = []
+        /// A streamed call beyond the first with `parallel_tool_calls: false`: its pieces are dropped.
+        var droppingCall = false
     }
 
     package init(id: String, created: Int, model: String, choices n: Int, format: OutputFormat, startInReasoning: Bool,
@@ -30,8 +34,8 @@ package final class ChatReply: @unchecked Sendable {
         self.parallelToolCalls = parallelToolCalls
         self.logprobs = logprobs
         var parser = OutputParser(format: format, startInReasoning: startInReasoning, parseTools: parseTools, toolNames: toolNames)
-        _ = parser.feed(forced)
-        choices = Array(repeating: ChoiceState(parser: parser), count: n)
+        let forcedPieces = parser.feed(forced)
+        choices = Array(repeating: ChoiceState(parser: parser, forcedPieces: forcedPieces), count: n)
     }
 
     package var allFinished: Bool { choices.allSatisfy { $0.finishReason != nil } }
@@ -39,19 +43,20 @@ package final class ChatReply: @unchecked Sendable {
     /// Folds an event into choice `i`; returns the parsed pieces and the token's logprobs entry.
     @discardableResult
     package func absorb(choice i: Int, event: GenerationEvent) -> (pieces: [OutputPiece], logprob: JSONValue?) {
-        var pieces: [OutputPiece] = []
+        var pieces = choices[i].forcedPieces
+        choices[i].forcedPieces = []
         var lp: JSONValue?
         switch event {
         case let .token(t):
-            pieces = choices[i].parser.feed(t.text)
+            pieces += choices[i].parser.feed(t.text)
             if logprobs, let chosen = t.logprob {
                 lp = Self.logprobJSON(chosen, top: t.topLogprobs)
                 choices[i].logprobs.append(lp ?? .null)
             }
         case let .text(s):
-            pieces = choices[i].parser.feed(s)
+            pieces += choices[i].parser.feed(s)
         case let .finished(summary):
-            pieces = choices[i].parser.finish()
+            pieces += choices[i].parser.finish()
             promptTokens = summary.promptTokens
             if i == 0 { cachedTokens = summary.cachedPromptTokens }
             choices[i].completionTokens = summary.completionTokens
@@ -67,6 +72,15 @@ package final class ChatReply: @unchecked Sendable {
                 // parallel_tool_calls: false keeps the first call only.
                 if !parallelToolCalls && !choices[i].toolCalls.isEmpty { continue }
                 choices[i].toolCalls.append((newID("call_"), name, args))
+                kept.append(p)
+            case let .toolCallStart(name):
+                choices[i].droppingCall = !parallelToolCalls && !choices[i].toolCalls.isEmpty
+                if choices[i].droppingCall { continue }
+                choices[i].toolCalls.append((newID("call_"), name, ""))
+                kept.append(p)
+            case let .toolCallArguments(s):
+                if choices[i].droppingCall || choices[i].toolCalls.isEmpty { continue }
+                choices[i].toolCalls[choices[i].toolCalls.count - 1].arguments += s
                 kept.append(p)
             }
         }
@@ -150,19 +164,26 @@ package final class ChatReply: @unchecked Sendable {
         let callsBefore = choices[i].toolCalls.count
         let (pieces, lp) = absorb(choice: i, event: event)
         var pendingLogprob = lp
-        var callIndex = callsBefore
+        // The index of the call the next arguments belong to.
+        var callIndex = callsBefore - 1
+        func callDelta(_ fields: [(String, JSONValue)]) -> [(String, JSONValue)] {
+            [("tool_calls", .array([.object([("index", .int(callIndex))] + fields)]))]
+        }
         for p in pieces {
             let delta: [(String, JSONValue)]
             switch p {
             case let .content(s): delta = [("content", .string(s))]
             case let .reasoning(s): delta = [("reasoning_content", .string(s))]
             case let .toolCall(name, args):
-                let call = choices[i].toolCalls[callIndex]
-                delta = [("tool_calls", .array([.object([
-                    ("index", .int(callIndex)), ("id", .string(call.id)), ("type", .string("function")),
-                    ("function", .object([("name", .string(name)), ("arguments", .string(args))])),
-                ])]))]
                 callIndex += 1
+                delta = callDelta([("id", .string(choices[i].toolCalls[callIndex].id)), ("type", .string("function")),
+                                   ("function", .object([("name", .string(name)), ("arguments", .string(args))]))])
+            case let .toolCallStart(name):
+                callIndex += 1
+                delta = callDelta([("id", .string(choices[i].toolCalls[callIndex].id)), ("type", .string("function")),
+                                   ("function", .object([("name", .string(name)), ("arguments", .string(""))]))])
+            case let .toolCallArguments(s):
+                delta = callDelta([("function", .object([("arguments", .string(s))]))])
             }
             out.append(chunk([choice(delta, logprob: pendingLogprob)], includeUsage: includeUsage))
             pendingLogprob = nil

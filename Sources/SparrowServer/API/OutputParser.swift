@@ -5,6 +5,11 @@ package enum OutputPiece: Equatable {
     case reasoning(String)
     /// A complete tool call: name and arguments as JSON text.
     case toolCall(name: String, arguments: String)
+    /// A streamed tool call begins: its name is certain; its arguments follow as
+    /// `toolCallArguments` pieces whose concatenation is the arguments' JSON text.
+    case toolCallStart(name: String)
+    /// The next piece of the current streamed call's arguments.
+    case toolCallArguments(String)
 }
 
 /// Which markup the model's chat template uses, read off the template source.
@@ -46,6 +51,8 @@ package struct OutputParser {
     /// Drop leading whitespace of the next content (after `</think>` or a tool call).
     private var trimLeading = false
     private var toolBody = ""
+    /// The current tool-call block, followed as it streams in.
+    private var call = CallStream()
     /// Offered tool names (bare-JSON calls must name one of them).
     private let toolNames: Set<String>
     /// No content has been released yet (a bare call can only be the whole reply).
@@ -101,6 +108,7 @@ package struct OutputParser {
                     buffer = String(buffer[range.upperBound...])
                     state = tag == Self.thinkOpen ? .reasoning : .toolCall
                     toolBody = ""
+                    call = CallStream()
                     continue
                 }
                 let keep = Self.partialTagSuffix(tags, of: buffer)
@@ -126,15 +134,15 @@ package struct OutputParser {
                 return out
             case .toolCall:
                 if let r = buffer.range(of: Self.toolClose) {
-                    toolBody += buffer[..<r.lowerBound]
+                    out += takeToolBody(String(buffer[..<r.lowerBound]))
                     buffer = String(buffer[r.upperBound...])
-                    out.append(closeToolCall())
+                    out += closeToolCall()
                     state = .content
                     trimLeading = true
                     continue
                 }
                 let keep = Self.partialTagSuffix([Self.toolClose], of: buffer)
-                toolBody += buffer.dropLast(keep)
+                out += takeToolBody(String(buffer.dropLast(keep)))
                 buffer = String(buffer.suffix(keep))
                 return out
             }
@@ -152,8 +160,8 @@ package struct OutputParser {
         case .reasoning:
             if !buffer.isEmpty { out.append(.reasoning(buffer)) }
         case .toolCall:
-            toolBody += buffer
-            out.append(closeToolCall())
+            out += takeToolBody(buffer)
+            out += closeToolCall()
         case .bareCall:
             out += bareCalls(buffer) ?? [.content(buffer.trimmingWhitespace)]
         }
@@ -163,19 +171,27 @@ package struct OutputParser {
         return out
     }
 
-    /// Parses a tool-call block body; a body that does not parse becomes content, verbatim.
-    private func closeToolCall() -> OutputPiece {
+    /// More of the current tool-call block's body.
+    private mutating func takeToolBody(_ text: String) -> [OutputPiece] {
+        toolBody += text
+        return call.feed(text, xml: format.xmlToolCalls)
+    }
+
+    /// Ends a tool-call block: a streamed call is finished; any other body is parsed whole, and
+    /// one that does not parse becomes content, verbatim.
+    private mutating func closeToolCall() -> [OutputPiece] {
+        if call.started { return call.close() }
         let body = toolBody.trimmingWhitespace
-        if format.xmlToolCalls, body.hasPrefix("<function="), let call = Self.parseXMLCall(body) { return call }
+        if format.xmlToolCalls, body.hasPrefix("<function="), let call = Self.parseXMLCall(body) { return [call] }
         if let v = try? JSONValue.parse(body), case let .string(name)? = v["name"] {
             let args = v["arguments"] ?? v["parameters"] ?? .object([])
             switch args {
-            case .object: return .toolCall(name: name, arguments: args.serialized)
-            case let .string(s): if let parsed = try? JSONValue.parse(s), case .object = parsed { return .toolCall(name: name, arguments: parsed.serialized) }
+            case .object: return [.toolCall(name: name, arguments: args.serialized)]
+            case let .string(s): if let parsed = try? JSONValue.parse(s), case .object = parsed { return [.toolCall(name: name, arguments: parsed.serialized)] }
             default: break
             }
         }
-        return .content(Self.toolOpen + toolBody + Self.toolClose)
+        return [.content(Self.toolOpen + toolBody + Self.toolClose)]
     }
 
     /// A reply made only of `{"name": TOOL, "arguments": {...}}` objects (one, or one per line),
@@ -211,16 +227,23 @@ package struct OutputParser {
             guard let close = rest[open.upperBound...].range(of: ">") else { return nil }
             let key = String(rest[open.upperBound..<close.lowerBound])
             guard let end = rest[close.upperBound...].range(of: "</parameter>") else { return nil }
-            var value = String(rest[close.upperBound..<end.lowerBound])
-            if value.hasPrefix("\n") { value.removeFirst() }
-            if value.hasSuffix("\n") { value.removeLast() }
-            switch try? JSONValue.parse(value) {
-            case .int?, .double?, .bool?, .object?, .array?, .null?: args.append((key, (try? JSONValue.parse(value)) ?? .null))
-            default: args.append((key, .string(value)))
-            }
+            let value = String(rest[close.upperBound..<end.lowerBound])
+            args.append((key, xmlValue(value)))
             rest = rest[end.upperBound...]
         }
         return .toolCall(name: name, arguments: JSONValue.object(args).serialized)
+    }
+
+    /// A Qwen3-Coder parameter's value (between `<parameter=P>` and `</parameter>`): one
+    /// newline either side is layout; text that parses as a non-string JSON value keeps its type.
+    package static func xmlValue(_ raw: String) -> JSONValue {
+        var value = raw
+        if value.hasPrefix("\n") { value.removeFirst() }
+        if value.hasSuffix("\n") { value.removeLast() }
+        switch try? JSONValue.parse(value) {
+        case let v?: if case .string = v { return .string(value) } else { return v }
+        case nil: return .string(value)
+        }
     }
 
     /// The earliest of `tags` in `s`.
