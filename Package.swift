@@ -39,7 +39,7 @@ let package = Package(
             path: "Sources/SparrowServer/API", swiftSettings: optimize),
         .target(
             name: "SparrowServer",
-            dependencies: ["SparrowAPI", "SparrowEngine", "SparrowKernels", "SparrowTokenizer",
+            dependencies: ["SparrowAPI", "SparrowEngine", "SparrowKernels", "SparrowModels", "SparrowTokenizer",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "Yams", package: "Yams")],
             exclude: ["API"], swiftSettings: optimize),

@@ -40,7 +40,8 @@ struct Serve: AsyncParsableCommand {
             apiKeys: apiKey.isEmpty ? nil : apiKey, apiKeyFile: apiKeyFile,
             parallel: parallel, cacheSlots: cacheSlots, queueSize: queueSize, prefillChunk: prefillChunk,
             maxRequestBytes: maxRequestBytes, requestTimeout: requestTimeout, maxChoices: maxChoices,
-            chatTemplate: chatTemplate)
+            chatTemplate: chatTemplate, memoryBudget: try memory.budgetBytes(),
+            expertHalfLife: memory.expertHalfLife, expertPrefetch: try memory.prefetch())
     }
 
     func run() async throws {
@@ -52,7 +53,9 @@ struct Serve: AsyncParsableCommand {
         let template = try settings.chatTemplateSource()
         let engine = try ModelOptions.loadEngine(
             model: settings.resolvedModel, context: settings.context, threads: settings.threads,
-            kvType: settings.kvType ?? .f16, memory: memory)
+            kvType: settings.kvType ?? .f16,
+            offload: try MemoryOptions.offload(budget: settings.memoryBudget, halfLife: settings.expertHalfLife,
+                                               prefetch: settings.expertPrefetch))
         let server = try SparrowServer(engine: engine, configuration: serverConfig, templateSource: template)
         let name = serverConfig.modelName, host = serverConfig.host
         let auth = serverConfig.apiKeys.isEmpty ? "no API key" : "API key required"

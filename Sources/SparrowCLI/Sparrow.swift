@@ -35,12 +35,17 @@ struct ModelOptions: ParsableArguments {
     /// Sets the thread count, resolves (pulling if needed) and loads the model; shared with
     /// `serve`, whose values may come from a configuration file.
     static func loadEngine(model: String, context: Int?, threads: Int?, kvType: KVCacheType, memory: MemoryOptions) throws -> Engine {
+        try loadEngine(model: model, context: context, threads: threads, kvType: kvType, offload: try memory.configuration())
+    }
+
+    static func loadEngine(model: String, context: Int?, threads: Int?, kvType: KVCacheType,
+                           offload: OffloadConfiguration?) throws -> Engine {
         if let threads {
             guard threads > 0 else { throw ValidationError("--threads must be ≥ 1") }
             Engine.setThreadCount(threads)
         }
         let path = try ModelStore().resolve(model, pullIfMissing: true)
-        return try memory.load(path: path, contextLength: context, kvCacheType: kvType)
+        return try MemoryOptions.load(path: path, contextLength: context, kvCacheType: kvType, offload: offload)
     }
 
     static func kvCacheType(_ name: String) throws -> KVCacheType {
@@ -66,26 +71,50 @@ struct MemoryOptions: ParsableArguments {
 
     /// The offload settings, or nil when no budget is set (flag or environment).
     func configuration() throws -> OffloadConfiguration? {
-        let env = ProcessInfo.processInfo.environment[Self.budgetVariable].flatMap { $0.isEmpty ? nil : $0 }
-        guard let text = memoryBudget ?? env else {
-            if expertHalfLife != nil || expertPrefetch != nil {
-                throw ValidationError("--expert-half-life and --expert-prefetch need --memory-budget (or $\(Self.budgetVariable))")
+        try Self.offload(budget: try budgetBytes(), halfLife: expertHalfLife, prefetch: try prefetch())
+    }
+
+    /// `--memory-budget` in bytes, if given.
+    func budgetBytes() throws -> Int? {
+        guard let memoryBudget else { return nil }
+        do { return try MemorySize.parse(memoryBudget) } catch { throw ValidationError("--memory-budget: \(error)") }
+    }
+
+    /// `--expert-prefetch` as a switch, if given.
+    func prefetch() throws -> Bool? {
+        guard let expertPrefetch else { return nil }
+        guard ["on", "off"].contains(expertPrefetch) else {
+            throw ValidationError("--expert-prefetch must be on or off, got '\(expertPrefetch)'")
+        }
+        return expertPrefetch == "on"
+    }
+
+    /// Offload settings from values already merged (flags over a configuration file); the
+    /// budget falls back to `$SPARROW_MEMORY_BUDGET`. Nil when there is no budget.
+    static func offload(budget: Int?, halfLife: Double?, prefetch: Bool?) throws -> OffloadConfiguration? {
+        var bytes = budget
+        if bytes == nil, let text = ProcessInfo.processInfo.environment[budgetVariable], !text.isEmpty {
+            do { bytes = try MemorySize.parse(text) } catch { throw ValidationError("$\(budgetVariable): \(error)") }
+        }
+        guard let bytes else {
+            if halfLife != nil || prefetch != nil {
+                throw ValidationError("the expert cache settings (--expert-half-life, --expert-prefetch) need a memory budget (--memory-budget or $\(budgetVariable))")
             }
             return nil
         }
-        guard expertPrefetch == nil || ["on", "off"].contains(expertPrefetch) else {
-            throw ValidationError("--expert-prefetch must be on or off, got '\(expertPrefetch ?? "")'")
+        if let halfLife, !(halfLife > 0 && halfLife.isFinite) {
+            throw ValidationError("--expert-half-life must be a positive number of tokens, got \(halfLife)")
         }
-        let source = memoryBudget != nil ? "--memory-budget" : "$\(Self.budgetVariable)"
-        let bytes: Int
-        do { bytes = try MemorySize.parse(text) } catch { throw ValidationError("\(source): \(error)") }
-        return OffloadConfiguration(memoryBudget: bytes, halfLifeTokens: expertHalfLife ?? 16,
-                                    prefetchNextLayer: expertPrefetch == "on")
+        return OffloadConfiguration(memoryBudget: bytes, halfLifeTokens: halfLife ?? 16, prefetchNextLayer: prefetch ?? false)
     }
 
     /// Loads the engine under the budget, if any, and says on stderr where the budget goes.
     func load(path: String, contextLength: Int? = nil, kvCacheType: KVCacheType = .f16) throws -> Engine {
-        let offload = try configuration()
+        try Self.load(path: path, contextLength: contextLength, kvCacheType: kvCacheType, offload: try configuration())
+    }
+
+    static func load(path: String, contextLength: Int? = nil, kvCacheType: KVCacheType = .f16,
+                     offload: OffloadConfiguration?) throws -> Engine {
         let engine = try Engine(path: path, contextLength: contextLength, kvCacheType: kvCacheType, offload: offload)
         if let plan = engine.offloadPlan { writeStderr("sparrow: \(plan.summary)\n") }
         return engine

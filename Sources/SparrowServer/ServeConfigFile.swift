@@ -1,6 +1,7 @@
 import Foundation
 import SparrowEngine
 import SparrowKernels
+import SparrowModels
 import Yams
 
 /// Why a `sparrow serve --config` file was refused. Each message starts `FILE:LINE:COLUMN:` (as a
@@ -65,6 +66,7 @@ extension ServeSettings {
         "host", "port", "api_keys", "api_key_file",
         "parallel", "cache_slots", "queue_size", "prefill_chunk",
         "max_request_bytes", "request_timeout", "max_choices", "chat_template",
+        "memory_budget", "expert_half_life", "expert_prefetch",
     ]
 
     /// Reads a `sparrow serve` configuration file (YAML). Relative paths in it (`model` when it
@@ -125,6 +127,9 @@ extension ServeSettings {
             case "request_timeout": requestTimeout = try reader.positiveSeconds(value, key)
             case "max_choices": maxChoices = try reader.int(value, key, in: ServerConfiguration.maxChoicesRange)
             case "chat_template": chatTemplate = Self.absolute(try reader.string(value, key), base: base)
+            case "memory_budget": memoryBudget = try reader.memorySize(value, key)
+            case "expert_half_life": expertHalfLife = try reader.positiveNumber(value, key, unit: "tokens")
+            case "expert_prefetch": expertPrefetch = try reader.bool(value, key)
             default:
                 throw .unknownKey(Self.location(of: keyNode, path: path), key: key,
                                   suggestion: Self.nearestKey(to: key))
@@ -277,13 +282,35 @@ private struct ValueReader {
 
     /// Seconds, integer or decimal, finite and > 0.
     func positiveSeconds(_ node: Node, _ key: String) throws(ServeConfigError) -> Double {
+        try positiveNumber(node, key, unit: "seconds")
+    }
+
+    /// A number of `unit`, integer or decimal, finite and > 0.
+    func positiveNumber(_ node: Node, _ key: String, unit: String) throws(ServeConfigError) -> Double {
         guard node.tagName == .int || node.tagName == .float, let value = node.float else {
-            throw wrongType(node, key, "a number of seconds")
+            throw wrongType(node, key, "a number of \(unit)")
         }
         guard value > 0, value.isFinite else {
-            throw .outOfRange(location(node), key: key, value: node.string ?? "\(value)", bounds: "> 0 seconds")
+            throw .outOfRange(location(node), key: key, value: node.string ?? "\(value)", bounds: "> 0 \(unit)")
         }
         return value
+    }
+
+    /// `true`/`false` (YAML 1.1 also reads `on`/`off`, `yes`/`no`).
+    func bool(_ node: Node, _ key: String) throws(ServeConfigError) -> Bool {
+        guard node.tagName == .bool, let value = node.bool else { throw wrongType(node, key, "true or false") }
+        return value
+    }
+
+    /// A byte count: an integer, or text such as `8GiB`, `512MiB`, `1.5G` (`MemorySize`).
+    func memorySize(_ node: Node, _ key: String) throws(ServeConfigError) -> Int {
+        if node.tagName == .int { return try int(node, key, atLeast: 1) }
+        guard case let .scalar(scalar) = node, node.tagName == .str else {
+            throw wrongType(node, key, "a size such as 8GiB or 512MiB, or a number of bytes")
+        }
+        do { return try MemorySize.parse(scalar.string) } catch {
+            throw .wrongType(location(node), key: key, expected: "a memory size (\(error))", found: ServeSettings.describe(node))
+        }
     }
 
     /// One of an enumeration's raw values, e.g. `f16` or `f32`.

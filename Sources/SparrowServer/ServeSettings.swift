@@ -51,12 +51,23 @@ public struct ServeSettings: Sendable, Equatable {
     /// `chat_template`, `--chat-template`: a Jinja file used instead of the model's template.
     /// Default none (the model's own).
     public var chatTemplate: String?
+    /// `memory_budget`, `--memory-budget`: resident weight memory at most, in bytes (the file
+    /// takes `8GiB`-style text or an integer). Default none (`$SPARROW_MEMORY_BUDGET`, else no
+    /// limit). Bounds ≥ 1 byte.
+    public var memoryBudget: Int?
+    /// `expert_half_life`, `--expert-half-life`: the expert cache's usage half-life in tokens.
+    /// Default 16. Bounds > 0; needs a memory budget.
+    public var expertHalfLife: Double?
+    /// `expert_prefetch`, `--expert-prefetch`: read ahead the next layer's predicted experts.
+    /// Default off; needs a memory budget.
+    public var expertPrefetch: Bool?
 
     public init(model: String? = nil, modelName: String? = nil, context: Int? = nil, threads: Int? = nil,
                 kvType: KVCacheType? = nil, host: String? = nil, port: Int? = nil, apiKeys: [String]? = nil,
                 apiKeyFile: String? = nil, parallel: Int? = nil, cacheSlots: Int? = nil, queueSize: Int? = nil,
                 prefillChunk: Int? = nil, maxRequestBytes: Int? = nil, requestTimeout: Double? = nil,
-                maxChoices: Int? = nil, chatTemplate: String? = nil) {
+                maxChoices: Int? = nil, chatTemplate: String? = nil, memoryBudget: Int? = nil,
+                expertHalfLife: Double? = nil, expertPrefetch: Bool? = nil) {
         self.model = model
         self.modelName = modelName
         self.context = context
@@ -74,6 +85,9 @@ public struct ServeSettings: Sendable, Equatable {
         self.requestTimeout = requestTimeout
         self.maxChoices = maxChoices
         self.chatTemplate = chatTemplate
+        self.memoryBudget = memoryBudget
+        self.expertHalfLife = expertHalfLife
+        self.expertPrefetch = expertPrefetch
     }
 
     /// This layer with every field that `top` sets replaced by `top`'s value: how command-line
@@ -89,7 +103,8 @@ public struct ServeSettings: Sendable, Equatable {
             queueSize: top.queueSize ?? queueSize, prefillChunk: top.prefillChunk ?? prefillChunk,
             maxRequestBytes: top.maxRequestBytes ?? maxRequestBytes,
             requestTimeout: top.requestTimeout ?? requestTimeout, maxChoices: top.maxChoices ?? maxChoices,
-            chatTemplate: top.chatTemplate ?? chatTemplate)
+            chatTemplate: top.chatTemplate ?? chatTemplate, memoryBudget: top.memoryBudget ?? memoryBudget,
+            expertHalfLife: top.expertHalfLife ?? expertHalfLife, expertPrefetch: top.expertPrefetch ?? expertPrefetch)
     }
 
     // MARK: Defaults

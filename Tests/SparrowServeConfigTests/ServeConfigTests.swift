@@ -43,6 +43,9 @@ private let everyKeyFile = """
     request_timeout: 30.5
     max_choices: 2
     chat_template: /opt/templates/chatml.jinja
+    memory_budget: 1.5GiB
+    expert_half_life: 8
+    expert_prefetch: on
     """
 
 @Suite("A configuration file sets every serve setting")
@@ -56,8 +59,11 @@ struct ConfigurationFileParsing {
             kvType: .f32, host: "0.0.0.0", port: 9090, apiKeys: ["alpha", "beta"],
             apiKeyFile: home + "/keys.txt", parallel: 4, cacheSlots: 12, queueSize: 10, prefillChunk: 256,
             maxRequestBytes: 1 << 20, requestTimeout: 30.5, maxChoices: 2,
-            chatTemplate: "/opt/templates/chatml.jinja"))
-        #expect(Set(ServeSettings.fileKeys).count == 17)
+            chatTemplate: "/opt/templates/chatml.jinja", memoryBudget: 3 << 29, expertHalfLife: 8,
+            expertPrefetch: true))
+        #expect(Set(ServeSettings.fileKeys).count == 20)
+        #expect(try parse("memory_budget: 4096").memoryBudget == 4096)
+        #expect(try parse("memory_budget: \"512MiB\"").memoryBudget == 512 << 20)
     }
 
     @Test("the parsed file becomes the server's configuration")
@@ -142,7 +148,8 @@ struct FlagPrecedence {
         let flags = ServeSettings(
             model: "m", modelName: "n", context: 1, threads: 1, kvType: .f16, host: "h", port: 1,
             apiKeys: ["k"], apiKeyFile: "f", parallel: 1, cacheSlots: 1, queueSize: 1, prefillChunk: 1,
-            maxRequestBytes: 1024, requestTimeout: 1, maxChoices: 1, chatTemplate: "t")
+            maxRequestBytes: 1024, requestTimeout: 1, maxChoices: 1, chatTemplate: "t", memoryBudget: 1,
+            expertHalfLife: 1, expertPrefetch: false)
         #expect(file.overriding(with: flags) == flags)
         #expect(file.overriding(with: ServeSettings()) == file)
         #expect(ServeSettings().overriding(with: file) == file)
@@ -193,6 +200,12 @@ struct ConfigurationFileErrors {
               ("kv_type: 16", "kv_type", "the integer 16"),
               ("parallel: [8]", "parallel", "a list"),
               ("host: {a: 1}", "host", "a mapping"),
+              ("memory_budget: lots", "memory_budget", "the string \"lots\""),
+              ("memory_budget: 8 gigs", "memory_budget", "the string \"8 gigs\""),
+              ("memory_budget: true", "memory_budget", "the boolean true"),
+              ("expert_half_life: soon", "expert_half_life", "the string \"soon\""),
+              ("expert_prefetch: maybe", "expert_prefetch", "the string \"maybe\""),
+              ("expert_prefetch: 1", "expert_prefetch", "the integer 1"),
           ])
     func wrongType(yaml: String, key: String, found: String) {
         guard case let .wrongType(at, k, _, f)? = failure(yaml) else {
@@ -221,6 +234,8 @@ struct ConfigurationFileErrors {
               ("request_timeout: .inf", "request_timeout", ".inf", "> 0 seconds"),
               ("kv_type: q8_0", "kv_type", "'q8_0'", "f32 or f16"),
               ("port: 99999999999999999999", "port", "99999999999999999999", "a 64-bit integer"),
+              ("memory_budget: 0", "memory_budget", "0", "≥ 1"),
+              ("expert_half_life: 0", "expert_half_life", "0", "> 0 tokens"),
           ])
     func outOfRange(yaml: String, key: String, value: String, bounds: String) {
         #expect(failure("# first line\n" + yaml) == .outOfRange(
