@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import SparrowEngine
+import SparrowModels
 import SparrowServer
 
 struct Serve: AsyncParsableCommand {
@@ -30,6 +31,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a request may run before it is abandoned (default 600).") var requestTimeout: Double?
     @Option(help: "Largest n (choices per request; default 8).") var maxChoices: Int?
     @Option(help: "A Jinja chat template file to use instead of the model's own.") var chatTemplate: String?
+    @Option(help: "Memory for keys/values of prompt prefixes kept after their slots moved on, e.g. 256MiB; 0 = off (default 256MiB).") var prefixCache: String?
     @OptionGroup var memory: MemoryOptions
 
     /// The settings given as flags; nil where a flag was not given.
@@ -40,8 +42,14 @@ struct Serve: AsyncParsableCommand {
             apiKeys: apiKey.isEmpty ? nil : apiKey, apiKeyFile: apiKeyFile,
             parallel: parallel, cacheSlots: cacheSlots, queueSize: queueSize, prefillChunk: prefillChunk,
             maxRequestBytes: maxRequestBytes, requestTimeout: requestTimeout, maxChoices: maxChoices,
-            chatTemplate: chatTemplate, memoryBudget: try memory.budgetBytes(),
+            chatTemplate: chatTemplate, prefixCache: try prefixCacheBytes(), memoryBudget: try memory.budgetBytes(),
             expertHalfLife: memory.expertHalfLife, expertPrefetch: try memory.prefetch())
+    }
+
+    func prefixCacheBytes() throws -> Int? {
+        guard let prefixCache else { return nil }
+        if MemorySize.isZero(prefixCache) { return 0 }
+        do { return try MemorySize.parse(prefixCache) } catch { throw ValidationError("--prefix-cache: \(error)") }
     }
 
     func run() async throws {

@@ -26,6 +26,8 @@ public final class Scheduler: @unchecked Sendable {
                                        completionTokens: 0, steps: 0, batchedSequences: 0)
     // Owned by the loop thread:
     private var slots: [Slot]
+    /// Keys/values of prefixes the slots have moved on from (nil when off).
+    private let prefixCache: PrefixCache?
     private var active: [Job] = []
     private var clock: UInt64 = 0
     private var thread: Thread?
@@ -38,6 +40,8 @@ public final class Scheduler: @unchecked Sendable {
         slots = (0..<configuration.effectiveCacheSlots).map { _ in
             Slot(cache: engine.model.makeCache(capacity: engine.contextLength, type: engine.kvCacheType))
         }
+        let rowsOnly = slots.first?.cache.recurrent == nil
+        prefixCache = configuration.prefixCacheBytes > 0 && rowsOnly ? PrefixCache(capacityBytes: configuration.prefixCacheBytes) : nil
         // The loop keeps the scheduler alive until `shutdown()` ends it (a scheduler dropped
         // without shutting down leaks its thread rather than crashing it).
         let t = Thread { self.loop() }
@@ -184,8 +188,10 @@ public final class Scheduler: @unchecked Sendable {
         return n
     }
 
-    /// Gives a job the free slot whose cached tokens share the longest prefix with its prompt
-    /// (or copies a longer prefix from a busy slot).
+    /// Gives a job the free slot whose cached tokens share the longest prefix with its prompt,
+    /// then extends that prefix with a longer one copied from another slot and with blocks
+    /// from the prefix cache; the slot's own blocks past its match are saved to the prefix
+    /// cache before they are overwritten.
     private func admit(_ seq: Job) {
         let prompt = seq.job.prompt
         // Always recompute at least the last prompt token: its logits start the generation.
@@ -204,13 +210,35 @@ public final class Scheduler: @unchecked Sendable {
             if c > best || (c == best && s.lastUsed < target.lastUsed) { best = c; target = s }
         }
         if best == 0, let lru = free.min(by: { $0.lastUsed < $1.lastUsed }) { target = lru }
+        // The longest prefix anything holds: the target itself, another slot (copied), or
+        // stored blocks continuing either (copied back).
+        var donor: Slot?
+        var base = best
+        if let d = slots.filter({ $0 !== target }).max(by: { common($0) < common($1) }), common(d) >= best + configuration.minPrefixCopy {
+            donor = d
+            base = common(d)
+        }
+        var stored = base
+        if let store = prefixCache {
+            let end = store.extent(of: prompt, fromBlock: base / store.blockTokens, limit: limit)
+            if end >= base + configuration.minPrefixCopy { stored = end }
+        }
+        // What the target held past its own match is about to go: keep its prompt's full blocks
+        // (a reply's tokens are rarely sent back verbatim, and keeping them would fill the
+        // cache with one-off text).
+        if let store = prefixCache, target.tokens.count > best {
+            let kept = Array(target.tokens.prefix(target.promptTokens))
+            store.save(target.cache, tokens: kept, fromBlock: best / store.blockTokens)
+        }
         var reused = best
-        if let donor = slots.filter({ $0 !== target }).max(by: { common($0) < common($1) }) {
-            let c = common(donor)
-            if c >= best + configuration.minPrefixCopy, target.cache.copyPrefix(from: donor.cache, count: c) {
-                target.tokens = Array(donor.tokens[..<c])
-                reused = c
-            }
+        if let donor, target.cache.copyPrefix(from: donor.cache, count: base) {
+            target.tokens = Array(donor.tokens[..<base])
+            reused = base
+        }
+        if let store = prefixCache, stored > reused,
+           store.restore(into: target.cache, prompt: prompt, fromBlock: reused / store.blockTokens, end: stored) {
+            target.tokens = Array(prompt[..<stored])
+            reused = stored
         }
         reused = target.cache.truncate(to: reused)
         target.tokens.removeLast(target.tokens.count - reused)
@@ -218,6 +246,7 @@ public final class Scheduler: @unchecked Sendable {
         target.cache.requestSnapshot(at: prompt.count - 1)
         target.busy = true
         target.lastUsed = clock
+        target.promptTokens = prompt.count
         seq.slot = target
         seq.cachedPromptTokens = reused
         seq.feed = Array(prompt[reused...])
@@ -226,6 +255,11 @@ public final class Scheduler: @unchecked Sendable {
         lock.lock()
         stats.promptTokens += prompt.count
         stats.cachedPromptTokens += reused
+        if let store = prefixCache {
+            stats.prefixCacheBytes = store.byteCount
+            stats.prefixCacheBlocks = store.blockCount
+            stats.prefixCacheRestoredTokens = store.restoredTokens
+        }
         lock.unlock()
     }
 
@@ -367,6 +401,8 @@ public final class GenerationHandle: Sendable {
 private final class Slot {
     let cache: KVCache
     var tokens: [Int32] = []
+    /// How many of `tokens` are the current (or last) job's prompt; the rest it generated.
+    var promptTokens = 0
     var busy = false
     var lastUsed: UInt64 = 0
     init(cache: KVCache) { self.cache = cache }

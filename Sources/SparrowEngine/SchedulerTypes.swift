@@ -22,6 +22,10 @@ public struct SchedulerConfiguration: Sendable, Equatable {
     /// one still prefilling that many more shared tokens (copying a token's keys/values costs
     /// far less than computing it). Default 16. Bounds ≥ 1.
     public var minPrefixCopy: Int = 16
+    /// Bytes of keys/values of prompt prefixes kept after their slots moved on (`PrefixCache`:
+    /// 16-token blocks hashed by prefix, least recently used evicted). 0 = off. Default
+    /// 256 MiB. Unused by models with a recurrent state. Bounds ≥ 0.
+    public var prefixCacheBytes: Int = 256 << 20
 
     /// Bounds of `maxSequences`, `cacheSlots` (besides 0), `queueCapacity` and `prefillChunk`:
     /// the one source for `validate()` and for the configuration file's checks.
@@ -49,6 +53,7 @@ public struct SchedulerConfiguration: Sendable, Equatable {
             throw .invalidParameter("prefill chunk \(prefillChunk) must be in \(Self.prefillChunkRange) tokens")
         }
         guard minPrefixCopy >= 1 else { throw .invalidParameter("minimum prefix copy \(minPrefixCopy) must be ≥ 1") }
+        guard prefixCacheBytes >= 0 else { throw .invalidParameter("prefix cache \(prefixCacheBytes) bytes must be ≥ 0") }
     }
 }
 
@@ -127,4 +132,9 @@ public struct SchedulerStats: Sendable {
     public var steps: Int
     /// Sequence-steps summed over forward steps (average batch = batchedSequences / steps).
     public var batchedSequences: Int
+    /// Bytes and blocks the prefix cache holds, and prompt tokens it restored (part of
+    /// `cachedPromptTokens`).
+    public var prefixCacheBytes = 0
+    public var prefixCacheBlocks = 0
+    public var prefixCacheRestoredTokens = 0
 }

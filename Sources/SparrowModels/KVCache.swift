@@ -99,6 +99,43 @@ public final class KVCache: @unchecked Sendable {
         return true
     }
 
+    /// Bytes one position takes in every layer, keys and values: the size of a row exported by
+    /// `exportRows`.
+    public var bytesPerPosition: Int { 2 * layerCount * rowWidth * type.byteSize }
+
+    /// Copies positions `start ..< start + n` (all valid) into `out`, `n × bytesPerPosition`
+    /// bytes: for each layer its keys, then its values.
+    public func exportRows(start: Int, count n: Int, into out: UnsafeMutableRawPointer) {
+        precondition(start >= 0 && n >= 0 && start + n <= count, "rows \(start)..<\(start + n) outside the \(count) held")
+        let rowBytes = rowWidth * type.byteSize, bytes = n * rowBytes
+        var o = out
+        for l in 0..<layerCount {
+            o.copyMemory(from: keys[l] + start * rowBytes, byteCount: bytes)
+            (o + bytes).copyMemory(from: values[l] + start * rowBytes, byteCount: bytes)
+            o += 2 * bytes
+        }
+    }
+
+    /// Writes rows made by `exportRows` (of a cache with the same layout) at positions
+    /// `start ..< start + n`; the cache then holds `start + n` positions. The rows before
+    /// `start` must be the same prefix the rows continue. Not for a recurrent state, which
+    /// rows cannot restore.
+    /// - Returns: false (nothing changed) with a recurrent state, when `start` is beyond the
+    ///   positions held, or when the rows do not fit.
+    @discardableResult
+    public func importRows(start: Int, count n: Int, from data: UnsafeRawPointer) -> Bool {
+        guard recurrent == nil, start >= 0, n >= 0, start <= count, start + n <= capacity else { return false }
+        let rowBytes = rowWidth * type.byteSize, bytes = n * rowBytes
+        var d = data
+        for l in 0..<layerCount {
+            (keys[l] + start * rowBytes).copyMemory(from: d, byteCount: bytes)
+            (values[l] + start * rowBytes).copyMemory(from: d + bytes, byteCount: bytes)
+            d += 2 * bytes
+        }
+        count = start + n
+        return true
+    }
+
     /// Marks `n` more positions valid (called by the model after a forward pass).
     func advance(by n: Int) { count += n }
 

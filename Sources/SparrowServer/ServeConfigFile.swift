@@ -66,7 +66,7 @@ extension ServeSettings {
         "host", "port", "api_keys", "api_key_file",
         "parallel", "cache_slots", "queue_size", "prefill_chunk",
         "max_request_bytes", "request_timeout", "max_choices", "chat_template",
-        "memory_budget", "expert_half_life", "expert_prefetch",
+        "prefix_cache", "memory_budget", "expert_half_life", "expert_prefetch",
     ]
 
     /// Reads a `sparrow serve` configuration file (YAML). Relative paths in it (`model` when it
@@ -127,6 +127,7 @@ extension ServeSettings {
             case "request_timeout": requestTimeout = try reader.positiveSeconds(value, key)
             case "max_choices": maxChoices = try reader.int(value, key, in: ServerConfiguration.maxChoicesRange)
             case "chat_template": chatTemplate = Self.absolute(try reader.string(value, key), base: base)
+            case "prefix_cache": prefixCache = try reader.memorySize(value, key, zeroAllowed: true)
             case "memory_budget": memoryBudget = try reader.memorySize(value, key)
             case "expert_half_life": expertHalfLife = try reader.positiveNumber(value, key, unit: "tokens")
             case "expert_prefetch": expertPrefetch = try reader.bool(value, key)
@@ -303,11 +304,12 @@ private struct ValueReader {
     }
 
     /// A byte count: an integer, or text such as `8GiB`, `512MiB`, `1.5G` (`MemorySize`).
-    func memorySize(_ node: Node, _ key: String) throws(ServeConfigError) -> Int {
-        if node.tagName == .int { return try int(node, key, atLeast: 1) }
+    func memorySize(_ node: Node, _ key: String, zeroAllowed: Bool = false) throws(ServeConfigError) -> Int {
+        if node.tagName == .int { return try int(node, key, atLeast: zeroAllowed ? 0 : 1) }
         guard case let .scalar(scalar) = node, node.tagName == .str else {
             throw wrongType(node, key, "a size such as 8GiB or 512MiB, or a number of bytes")
         }
+        if zeroAllowed, MemorySize.isZero(scalar.string) { return 0 }
         do { return try MemorySize.parse(scalar.string) } catch {
             throw .wrongType(location(node), key: key, expected: "a memory size (\(error))", found: ServeSettings.describe(node))
         }

@@ -51,6 +51,10 @@ public struct ServeSettings: Sendable, Equatable {
     /// `chat_template`, `--chat-template`: a Jinja file used instead of the model's template.
     /// Default none (the model's own).
     public var chatTemplate: String?
+    /// `prefix_cache`, `--prefix-cache`: bytes of keys/values of prompt prefixes kept after
+    /// their sequence slots moved on (the file takes `256MiB`-style text or an integer; `0` is
+    /// off). Default 256 MiB. Bounds ≥ 0.
+    public var prefixCache: Int?
     /// `memory_budget`, `--memory-budget`: resident weight memory at most, in bytes (the file
     /// takes `8GiB`-style text or an integer). Default none (`$SPARROW_MEMORY_BUDGET`, else no
     /// limit). Bounds ≥ 1 byte.
@@ -66,7 +70,7 @@ public struct ServeSettings: Sendable, Equatable {
                 kvType: KVCacheType? = nil, host: String? = nil, port: Int? = nil, apiKeys: [String]? = nil,
                 apiKeyFile: String? = nil, parallel: Int? = nil, cacheSlots: Int? = nil, queueSize: Int? = nil,
                 prefillChunk: Int? = nil, maxRequestBytes: Int? = nil, requestTimeout: Double? = nil,
-                maxChoices: Int? = nil, chatTemplate: String? = nil, memoryBudget: Int? = nil,
+                maxChoices: Int? = nil, chatTemplate: String? = nil, prefixCache: Int? = nil, memoryBudget: Int? = nil,
                 expertHalfLife: Double? = nil, expertPrefetch: Bool? = nil) {
         self.model = model
         self.modelName = modelName
@@ -85,6 +89,7 @@ public struct ServeSettings: Sendable, Equatable {
         self.requestTimeout = requestTimeout
         self.maxChoices = maxChoices
         self.chatTemplate = chatTemplate
+        self.prefixCache = prefixCache
         self.memoryBudget = memoryBudget
         self.expertHalfLife = expertHalfLife
         self.expertPrefetch = expertPrefetch
@@ -103,7 +108,8 @@ public struct ServeSettings: Sendable, Equatable {
             queueSize: top.queueSize ?? queueSize, prefillChunk: top.prefillChunk ?? prefillChunk,
             maxRequestBytes: top.maxRequestBytes ?? maxRequestBytes,
             requestTimeout: top.requestTimeout ?? requestTimeout, maxChoices: top.maxChoices ?? maxChoices,
-            chatTemplate: top.chatTemplate ?? chatTemplate, memoryBudget: top.memoryBudget ?? memoryBudget,
+            chatTemplate: top.chatTemplate ?? chatTemplate, prefixCache: top.prefixCache ?? prefixCache,
+            memoryBudget: top.memoryBudget ?? memoryBudget,
             expertHalfLife: top.expertHalfLife ?? expertHalfLife, expertPrefetch: top.expertPrefetch ?? expertPrefetch)
     }
 
@@ -144,6 +150,7 @@ public struct ServeSettings: Sendable, Equatable {
         if let cacheSlots { config.scheduler.cacheSlots = cacheSlots }
         if let queueSize { config.scheduler.queueCapacity = queueSize }
         if let prefillChunk { config.scheduler.prefillChunk = prefillChunk }
+        if let prefixCache { config.scheduler.prefixCacheBytes = prefixCache }
         try config.validate()
         return config
     }

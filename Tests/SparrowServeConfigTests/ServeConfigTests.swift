@@ -43,6 +43,7 @@ private let everyKeyFile = """
     request_timeout: 30.5
     max_choices: 2
     chat_template: /opt/templates/chatml.jinja
+    prefix_cache: 0
     memory_budget: 1.5GiB
     expert_half_life: 8
     expert_prefetch: on
@@ -59,11 +60,14 @@ struct ConfigurationFileParsing {
             kvType: .f32, host: "0.0.0.0", port: 9090, apiKeys: ["alpha", "beta"],
             apiKeyFile: home + "/keys.txt", parallel: 4, cacheSlots: 12, queueSize: 10, prefillChunk: 256,
             maxRequestBytes: 1 << 20, requestTimeout: 30.5, maxChoices: 2,
-            chatTemplate: "/opt/templates/chatml.jinja", memoryBudget: 3 << 29, expertHalfLife: 8,
+            chatTemplate: "/opt/templates/chatml.jinja", prefixCache: 0, memoryBudget: 3 << 29, expertHalfLife: 8,
             expertPrefetch: true))
-        #expect(Set(ServeSettings.fileKeys).count == 20)
+        #expect(Set(ServeSettings.fileKeys).count == 21)
         #expect(try parse("memory_budget: 4096").memoryBudget == 4096)
         #expect(try parse("memory_budget: \"512MiB\"").memoryBudget == 512 << 20)
+        #expect(try parse("prefix_cache: 64MiB").prefixCache == 64 << 20)
+        #expect(try parse("prefix_cache: 0MiB").prefixCache == 0)
+        #expect(try parse("prefix_cache: 1GiB").serverConfiguration(environment: [:]).scheduler.prefixCacheBytes == 1 << 30)
     }
 
     @Test("the parsed file becomes the server's configuration")
@@ -148,7 +152,7 @@ struct FlagPrecedence {
         let flags = ServeSettings(
             model: "m", modelName: "n", context: 1, threads: 1, kvType: .f16, host: "h", port: 1,
             apiKeys: ["k"], apiKeyFile: "f", parallel: 1, cacheSlots: 1, queueSize: 1, prefillChunk: 1,
-            maxRequestBytes: 1024, requestTimeout: 1, maxChoices: 1, chatTemplate: "t", memoryBudget: 1,
+            maxRequestBytes: 1024, requestTimeout: 1, maxChoices: 1, chatTemplate: "t", prefixCache: 1, memoryBudget: 1,
             expertHalfLife: 1, expertPrefetch: false)
         #expect(file.overriding(with: flags) == flags)
         #expect(file.overriding(with: ServeSettings()) == file)
@@ -235,6 +239,7 @@ struct ConfigurationFileErrors {
               ("kv_type: q8_0", "kv_type", "'q8_0'", "f32 or f16"),
               ("port: 99999999999999999999", "port", "99999999999999999999", "a 64-bit integer"),
               ("memory_budget: 0", "memory_budget", "0", "≥ 1"),
+              ("prefix_cache: -1", "prefix_cache", "-1", "≥ 0"),
               ("expert_half_life: 0", "expert_half_life", "0", "> 0 tokens"),
           ])
     func outOfRange(yaml: String, key: String, value: String, bounds: String) {

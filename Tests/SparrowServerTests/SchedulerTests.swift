@@ -77,6 +77,42 @@ struct SchedulerTests {
         s.shutdown()
     }
 
+    @Test("a prefix no slot holds any more is copied back from the prefix cache, with bit-identical results")
+    func prefixCacheRestores() async throws {
+        let e = try Self.engine()
+        let system = String(repeating: "You are a careful assistant. ", count: 12)
+        let a = e.tokenize(system + "Question one?"), b = e.tokenize(system + "Question two?")
+        let other = e.tokenize("Something else entirely, with no shared prefix at all.")
+        var p = GenerationParameters()
+        p.maxTokens = 6
+        p.sampling = .greedy
+        func run(cacheBytes: Int) async throws -> (tokens: [Int32], logprobs: [Float], cached: Int?, stats: SchedulerStats) {
+            var config = SchedulerConfiguration()
+            config.maxSequences = 1  // one slot: each job evicts the previous one's prefix
+            config.minPrefixCopy = 8
+            config.prefixCacheBytes = cacheBytes
+            let s = try Scheduler(engine: e, configuration: config)
+            defer { s.shutdown() }
+            _ = await Self.collect(try s.submit(GenerationJob(prompt: a, parameters: p)))
+            _ = await Self.collect(try s.submit(GenerationJob(prompt: other, parameters: p)))
+            var tokens: [Int32] = [], logprobs: [Float] = []
+            var cached: Int?
+            for await ev in try s.submit(GenerationJob(prompt: b, parameters: p, topLogprobs: 0)).events {
+                if case let .token(t) = ev { tokens.append(t.id); logprobs.append(t.logprob?.logprob ?? .nan) }
+                if case let .finished(sum) = ev { cached = sum.cachedPromptTokens }
+            }
+            return (tokens, logprobs, cached, s.snapshot())
+        }
+        let with = try await run(cacheBytes: 64 << 20), without = try await run(cacheBytes: 0)
+        let shared = zip(a, b).prefix { $0 == $1 }.count
+        #expect(without.cached == 0)
+        #expect(with.cached == shared / 16 * 16)
+        #expect(with.stats.prefixCacheRestoredTokens == shared / 16 * 16)
+        #expect(with.stats.prefixCacheBlocks > 0 && with.stats.prefixCacheBytes > 0)
+        #expect(with.tokens == without.tokens)
+        #expect(with.logprobs.map(\.bitPattern) == without.logprobs.map(\.bitPattern))
+    }
+
     @Test("jobs arriving together with a shared prefix compute it once: the others wait for it and copy it")
     func sharedPrefixComputedOnce() async throws {
         let e = try Self.engine()

@@ -20,6 +20,14 @@ public enum MemorySize {
         return Int(bytes)
     }
 
+    /// Whether `text` is zero with an optional unit (`0`, `0MiB`): "off" for sizes that allow it.
+    public static func isZero(_ text: String) -> Bool {
+        let s = text.trimmingWhitespace()
+        let numberEnd = s.firstIndex { !($0.isASCII && ($0.isNumber || $0 == ".")) } ?? s.endIndex
+        guard let value = Double(s[..<numberEnd]), value == 0 else { return false }
+        return units[String(s[numberEnd...]).trimmingWhitespace().lowercased()] != nil
+    }
+
     /// Formats a byte count with the largest binary unit that keeps it ≥ 1 (`8.00 GiB`).
     public static func format(_ bytes: Int) -> String {
         let names = ["B", "KiB", "MiB", "GiB", "TiB"]
