@@ -10,17 +10,8 @@ struct OutputParserTests {
     /// streamed call (start + argument pieces) is folded into one `.toolCall`.
     func parse(_ text: String, step: Int, format: OutputFormat = qwen, reasoning: Bool = false, tools: Bool = true,
                prefill: String = "") -> [OutputPiece] {
-        var p = OutputParser(format: format, startInReasoning: reasoning, parseTools: tools)
-        var out = p.feed(prefill)
-        var i = text.startIndex
-        while i < text.endIndex {
-            let j = text.index(i, offsetBy: step, limitedBy: text.endIndex) ?? text.endIndex
-            out += p.feed(String(text[i..<j]))
-            i = j
-        }
-        out += p.finish()
         var merged: [OutputPiece] = []
-        for piece in out {
+        for piece in pieces(text, step: step, format: format, reasoning: reasoning, tools: tools, prefill: prefill) {
             switch (merged.last, piece) {
             case let (.content(a)?, .content(b)): merged[merged.count - 1] = .content(a + b)
             case let (.reasoning(a)?, .reasoning(b)): merged[merged.count - 1] = .reasoning(a + b)
@@ -33,8 +24,9 @@ struct OutputParserTests {
     }
 
     /// The raw pieces of `text` fed `step` characters at a time.
-    func pieces(_ text: String, step: Int, format: OutputFormat = qwen, prefill: String = "") -> [OutputPiece] {
-        var p = OutputParser(format: format, startInReasoning: false, parseTools: true)
+    func pieces(_ text: String, step: Int, format: OutputFormat = qwen, reasoning: Bool = false, tools: Bool = true,
+                toolNames: Set<String> = [], prefill: String = "") -> [OutputPiece] {
+        var p = OutputParser(format: format, startInReasoning: reasoning, parseTools: tools, toolNames: toolNames)
         var out = p.feed(prefill)
         var i = text.startIndex
         while i < text.endIndex {
@@ -107,17 +99,7 @@ struct OutputParserTests {
 
     @Test("a reply that is only bare call JSON naming an offered tool is a call; other JSON is content", arguments: [1, 7, 100])
     func bareCalls(step: Int) {
-        func run(_ text: String) -> [OutputPiece] {
-            var p = OutputParser(format: Self.qwen, startInReasoning: false, parseTools: true, toolNames: ["get_weather"])
-            var out: [OutputPiece] = []
-            var i = text.startIndex
-            while i < text.endIndex {
-                let j = text.index(i, offsetBy: step, limitedBy: text.endIndex) ?? text.endIndex
-                out += p.feed(String(text[i..<j]))
-                i = j
-            }
-            return out + p.finish()
-        }
+        func run(_ text: String) -> [OutputPiece] { pieces(text, step: step, toolNames: ["get_weather"]) }
         #expect(run("\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}")
                 == [.toolCall(name: "get_weather", arguments: "{\"city\":\"Paris\"}")])
         #expect(run("{\"name\": \"other\", \"arguments\": {}}") == [.content("{\"name\": \"other\", \"arguments\": {}}")])
