@@ -18,11 +18,23 @@ public enum Parallel {
     /// (default: online processor count).
     nonisolated(unsafe) public static var threadCount: Int = max(1, ProcessInfoCount.active)
 
+    /// Chunks a parallel loop is cut into per thread (default 16; `SPARROW_CHUNKS` overrides
+    /// it): the last chunk of a region leaves the other threads idle, so smaller chunks lose
+    /// less at the tail. On 2-core AMD EPYC, 16 against 4 gave Qwen2.5-1.5B decode +9% and
+    /// prefill +11% (medians of 11 and 4 alternating runs; 32 was no better).
+    nonisolated(unsafe) static var chunksPerThread: Int = {
+        if let v = getenv("SPARROW_CHUNKS"), let n = Int(String(cString: v)), n >= 1 { return n }
+        return 16
+    }()
+
     /// Calls `body(start, end)` on disjoint chunks covering `0..<count`, in parallel.
     /// Chunks are multiples of `granularity` (except the last) so workers never share a cache line
-    /// of output or a quantization block; at most `count / minPerThread` threads take part.
+    /// of output or a quantization block, and hold at least `minChunk` items where the work
+    /// per item is small (claiming a chunk costs an atomic exchange between cores); at most
+    /// `count / minPerThread` threads take part.
     /// A region started while another is running (from a second thread) runs serially on its caller.
-    public static func forRanges(_ count: Int, granularity: Int = 1, minPerThread: Int = 1, _ body: (Int, Int) -> Void) {
+    public static func forRanges(_ count: Int, granularity: Int = 1, minPerThread: Int = 1, minChunk: Int = 1,
+                                 _ body: (Int, Int) -> Void) {
         let threads = min(threadCount, max(1, count / max(minPerThread, 1)))
         if threads <= 1 || count <= granularity {
             body(0, count)
@@ -30,8 +42,8 @@ public enum Parallel {
         }
         let g = max(granularity, 1)
         let units = (count + g - 1) / g
-        // About four chunks per thread: small enough to rebalance, large enough to stream rows.
-        let chunkUnits = max(1, units / (threads * 4), (units + WorkerPool.maxChunks - 1) / WorkerPool.maxChunks)
+        let chunkUnits = max(1, units / (threads * chunksPerThread), (minChunk + g - 1) / g,
+                             (units + WorkerPool.maxChunks - 1) / WorkerPool.maxChunks)
         let chunks = (units + chunkUnits - 1) / chunkUnits
         withoutActuallyEscaping(body) { body in
             let ran = WorkerPool.shared.run(threads: threads, chunks: chunks) { c in
