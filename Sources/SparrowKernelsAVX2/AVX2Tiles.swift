@@ -1,6 +1,6 @@
 // AVX2/FMA matrix kernels for the 32-value block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0):
 // several dot products per call, so one pass over a weight row serves several tokens
-// (prefill) and one pass over the activations serves several rows (decode).
+// (prefill, batched decode); one token (decode) goes row by row.
 //
 // Per block the integer products are ggml's (`AVX2Dot`), and so is the float work per block;
 // the differences from `AVX2Dot` are where the scales come from and how many accumulators
@@ -8,7 +8,7 @@
 // - activation scales arrive as f32 in a side table (`scales[2b] = d`, `scales[2b+1] = s`
 //   for Q8_1), converted once per matmul instead of once per row, which removes three of the
 //   four f16→f32 conversions per block (vcvtph2ps is slow on AMD cores);
-// - four accumulators (four rows or four tokens) hide the FMA latency on short rows.
+// - four or eight accumulators (one per token) hide the FMA latency on short rows.
 
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
@@ -73,9 +73,10 @@ public enum Block32Type: Sendable {
 /// at 2) for Q4_0/Q5_0/Q8_0 weights and Q8_1 blocks (36 bytes, quants at 4) for Q4_1/Q5_1;
 /// `scales` holds their scales as f32 pairs (d, s) per block (s is used only with Q8_1).
 public enum AVX2Tiles {
-    /// How far ahead of the current block the decode kernels prefetch weights, in bytes
-    /// (default 2048, measured best on 2-core AMD EPYC for Q4_1, Q5_0, Q8_0, Q4_K and Q6_K
-    /// models; 1024–8192 are all within a few percent). `SPARROW_PREFETCH_BYTES` overrides it.
+    /// How far ahead of the current block the K-quant decode kernels (`AVX2Dot.q4_KFolded`,
+    /// `q6_K`, …) prefetch weights, in bytes (default 2048, measured best on 2-core AMD EPYC;
+    /// 1024–8192 are all within a few percent, none is 20–25% slower on Qwen2.5-1.5B).
+    /// `SPARROW_PREFETCH_BYTES` overrides it.
     nonisolated(unsafe) public static var prefetchDistance: Int = {
         if let v = getenv("SPARROW_PREFETCH_BYTES"), let n = Int(String(cString: v)), n >= 0 { return n }
         return 2048
@@ -121,62 +122,6 @@ public enum AVX2Tiles {
             if F.hasMin { mins += m * scales[2 * b + 1] }
         }
         return AVX2Dot.hsum(acc) + mins
-    }
-
-    /// Four consecutive rows (`rowBytes` apart) against one token: out[0..<4].
-    ///
-    /// The four rows' f16 scales are gathered into one vector and converted with one
-    /// vcvtph2ps per block (a scalar conversion per row serialised the rows through a false
-    /// register dependency); each row's d·dy is then broadcast from its lane.
-    @inline(__always)
-    static func rows4<F: Block32>(_ f: F.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ act: UnsafeRawPointer,
-                                  _ scales: UnsafePointer<Float>, _ blocks: Int, _ out: UnsafeMutablePointer<Float>) {
-        let ab = actBytes(F.hasMin), qo = ab - 32
-        var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
-        var mins = _mm256_setzero_ps()  // Q4_1/Q5_1: m·s per row in the odd lanes
-        @inline(__always) func step(_ xb: UnsafeRawPointer, _ y: __m256i, _ d: __m256, _ acc: inout __m256) {
-            let qx = F.quants(xb)
-            acc = _mm256_fmadd_ps(d, product(f, qx, absQuants(f, qx), y), acc)
-        }
-        @inline(__always) func lane(_ v: __m256, _ k: Int32) -> __m256 { _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k)) }
-        for b in 0..<blocks {
-            let y = AVX2Dot.load256(act + b * ab + qo)
-            let xb = w + b * F.bytes
-            let x1 = xb + rowBytes, x2 = xb + 2 * rowBytes, x3 = xb + 3 * rowBytes
-            sparrow_prefetch(xb + prefetchDistance)
-            sparrow_prefetch(x1 + prefetchDistance)
-            sparrow_prefetch(x2 + prefetchDistance)
-            sparrow_prefetch(x3 + prefetchDistance)
-            let ds: __m256
-            if F.hasMin {
-                // [d0, m0, d1, m1, d2, m2, d3, m3] × [dy, sy, dy, sy, ...]
-                let dm = _mm_setr_epi32(xb.loadUnaligned(as: Int32.self), x1.loadUnaligned(as: Int32.self),
-                                        x2.loadUnaligned(as: Int32.self), x3.loadUnaligned(as: Int32.self))
-                let ys = _mm256_castpd_ps(_mm256_set1_pd(UnsafeRawPointer(scales + 2 * b).loadUnaligned(as: Double.self)))
-                ds = _mm256_mul_ps(_mm256_cvtph_ps(dm), ys)
-                mins = _mm256_add_ps(mins, ds)
-            } else {
-                let h = _mm_setr_epi16(xb.loadUnaligned(as: Int16.self), x1.loadUnaligned(as: Int16.self),
-                                       x2.loadUnaligned(as: Int16.self), x3.loadUnaligned(as: Int16.self), 0, 0, 0, 0)
-                ds = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(scales[2 * b]))
-            }
-            let stride: Int32 = F.hasMin ? 2 : 1
-            step(xb, y, lane(ds, 0), &a0)
-            step(x1, y, lane(ds, stride), &a1)
-            step(x2, y, lane(ds, 2 * stride), &a2)
-            step(x3, y, lane(ds, 3 * stride), &a3)
-        }
-        if F.hasMin {
-            out[0] = AVX2Dot.hsum(a0) + mins[1]
-            out[1] = AVX2Dot.hsum(a1) + mins[3]
-            out[2] = AVX2Dot.hsum(a2) + mins[5]
-            out[3] = AVX2Dot.hsum(a3) + mins[7]
-        } else {
-            out[0] = AVX2Dot.hsum(a0)
-            out[1] = AVX2Dot.hsum(a1)
-            out[2] = AVX2Dot.hsum(a2)
-            out[3] = AVX2Dot.hsum(a3)
-        }
     }
 
     /// One row against four tokens (activations `actRowBytes` apart, scales `scaleStride`
@@ -253,15 +198,13 @@ public enum AVX2Tiles {
                                   act: UnsafeRawPointer, actRowBytes: Int, scales: UnsafePointer<Float>, scaleStride: Int,
                                   nTokens: Int, blocks: Int, y: UnsafeMutablePointer<Float>, yStride: Int) {
         if nTokens == 1 {
-            var r = 0
-            while r + 4 <= nRows {
-                rows4(f, w + r * rowBytes, rowBytes, act, scales, blocks, y + r)
-                r += 4
-            }
-            while r < nRows {
-                y[r] = dot1(f, w + r * rowBytes, act, scales, blocks)
-                r += 1
-            }
+            // Decode: row after row, so the weights stream in address order and the hardware
+            // prefetcher keeps up. Four rows side by side (sharing each activation load) read
+            // four interleaved streams the prefetcher follows badly: without software prefetch
+            // 0.5B decode fell to 19 tok/s, and with it row by row was still 5–15% faster
+            // (Qwen2.5-Coder-0.5B, SmolLM2; 2-core AMD EPYC). Software prefetch here costs more
+            // than it gains (three per cache line of 22-byte Q5_0 blocks).
+            for r in 0..<nRows { y[r] = dot1(f, w + r * rowBytes, act, scales, blocks) }
             return
         }
         // Tiles of 4 rows × a chunk of tokens: the 4 rows (a few KB) stay in L1 while the chunk's
