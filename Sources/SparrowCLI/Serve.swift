@@ -48,8 +48,7 @@ struct Serve: AsyncParsableCommand {
 
     func prefixCacheBytes() throws -> Int? {
         guard let prefixCache else { return nil }
-        if MemorySize.isZero(prefixCache) { return 0 }
-        do { return try MemorySize.parse(prefixCache) } catch { throw ValidationError("--prefix-cache: \(error)") }
+        do { return try MemorySize.parse(prefixCache, allowZero: true) } catch { throw ValidationError("--prefix-cache: \(error)") }
     }
 
     func run() async throws {

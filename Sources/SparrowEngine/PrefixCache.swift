@@ -10,9 +10,9 @@ import SparrowModels
 /// them (a new job takes the slot, `save`), and on admission continues the prefix a slot
 /// already holds with stored blocks (`extent`, `restore`). Only prompt blocks are saved, not
 /// generated ones: a reply rarely comes back token for token, and keeping one-off text would
-/// churn the cache (and grow the server's memory up to the limit under ordinary traffic). A stored block also keeps its
-/// parent's hash and its tokens, and both are compared on lookup, so a hash collision can
-/// never hand back another prefix's keys and values.
+/// churn the cache (and grow the server's memory up to the limit under ordinary traffic). A
+/// stored block also keeps its parent's hash and its tokens, and both are compared on lookup,
+/// so a hash collision can never hand back another prefix's keys and values.
 ///
 /// Memory is bounded by `capacityBytes`; the least recently used blocks go first, the end of a
 /// chain before its start (a chain is used together, and a block without its parent is
@@ -154,7 +154,7 @@ final class PrefixCache {
     private func makeRoom(_ bytes: Int, keeping: UInt64) -> Bool {
         while byteCount + bytes > capacityBytes {
             // Least recently used first; within one use, the end of a chain before its start.
-            guard let (key, victim) = blocks.filter({ $0.value.lastUsed != keeping }).min(by: {
+            guard let (key, victim) = blocks.lazy.filter({ $0.value.lastUsed != keeping }).min(by: {
                 ($0.value.lastUsed, -$0.value.index) < ($1.value.lastUsed, -$1.value.index)
             }) else { return false }
             release(victim, key)

@@ -214,9 +214,10 @@ public final class Scheduler: @unchecked Sendable {
         // stored blocks continuing either (copied back).
         var donor: Slot?
         var base = best
-        if let d = slots.filter({ $0 !== target }).max(by: { common($0) < common($1) }), common(d) >= best + configuration.minPrefixCopy {
+        if let (d, c) = slots.lazy.filter({ $0 !== target }).map({ ($0, common($0)) }).max(by: { $0.1 < $1.1 }),
+           c >= best + configuration.minPrefixCopy {
             donor = d
-            base = common(d)
+            base = c
         }
         var stored = base
         if let store = prefixCache {

@@ -87,7 +87,7 @@ public struct WeightMatrix: @unchecked Sendable {
         // Rows outer, tokens inner: each weight row is read once from memory and reused from
         // cache for every token of a prefill batch.
         // A chunk streams at least ~32 KB of weights × tokens, so claiming it costs little.
-        let work = max(1, jobs.map { $0.m.rowBytes }.max() ?? 1) * max(nTokens, 1)
+        let work = max(1, jobs.lazy.map(\.m.rowBytes).max() ?? 1) * max(nTokens, 1)
         Parallel.forRanges(total, granularity: 4, minPerThread: 16, minChunk: 32_768 / work) { start, end in
             var j = 0
             while j + 1 < jobs.count && jobs[j + 1].first <= start { j += 1 }

@@ -75,7 +75,8 @@ public enum Block32Type: Sendable {
 public enum AVX2Tiles {
     /// How far ahead of the current block the K-quant decode kernels (`AVX2Dot.q4_KFolded`,
     /// `q6_K`, …) prefetch weights, in bytes (default 2048, measured best on 2-core AMD EPYC;
-    /// 1024–8192 are all within a few percent, none is 20–25% slower on Qwen2.5-1.5B).
+    /// 1024–8192 are all within a few percent; without it Qwen2.5-1.5B decode was 5–21% slower
+    /// in three A/B pairs).
     /// `SPARROW_PREFETCH_BYTES` overrides it.
     nonisolated(unsafe) public static var prefetchDistance: Int = {
         if let v = getenv("SPARROW_PREFETCH_BYTES"), let n = Int(String(cString: v)), n >= 0 { return n }
@@ -201,9 +202,10 @@ public enum AVX2Tiles {
             // Decode: row after row, so the weights stream in address order and the hardware
             // prefetcher keeps up. Four rows side by side (sharing each activation load) read
             // four interleaved streams the prefetcher follows badly: without software prefetch
-            // 0.5B decode fell to 19 tok/s, and with it row by row was still 5–15% faster
-            // (Qwen2.5-Coder-0.5B, SmolLM2; 2-core AMD EPYC). Software prefetch here costs more
-            // than it gains (three per cache line of 22-byte Q5_0 blocks).
+            // 0.5B decode fell to 19 tok/s, and with it row by row was still faster (median of
+            // four A/B pairs 39.3 → 43.5 tok/s on Qwen2.5-Coder-0.5B, 104 → 111 on SmolLM2;
+            // 2-core AMD EPYC). Software prefetch here costs more than it gains (three per
+            // cache line of 22-byte Q5_0 blocks).
             for r in 0..<nRows { y[r] = dot1(f, w + r * rowBytes, act, scales, blocks) }
             return
         }

@@ -124,7 +124,7 @@ extension ServeSettings {
             case "prefill_chunk": prefillChunk = try reader.int(value, key, in: SchedulerConfiguration.prefillChunkRange)
             case "max_request_bytes":
                 maxRequestBytes = try reader.int(value, key, in: ServerConfiguration.maxRequestBytesRange)
-            case "request_timeout": requestTimeout = try reader.positiveSeconds(value, key)
+            case "request_timeout": requestTimeout = try reader.positiveNumber(value, key, unit: "seconds")
             case "max_choices": maxChoices = try reader.int(value, key, in: ServerConfiguration.maxChoicesRange)
             case "chat_template": chatTemplate = Self.absolute(try reader.string(value, key), base: base)
             case "prefix_cache": prefixCache = try reader.memorySize(value, key, zeroAllowed: true)
@@ -281,11 +281,6 @@ private struct ValueReader {
         return value
     }
 
-    /// Seconds, integer or decimal, finite and > 0.
-    func positiveSeconds(_ node: Node, _ key: String) throws(ServeConfigError) -> Double {
-        try positiveNumber(node, key, unit: "seconds")
-    }
-
     /// A number of `unit`, integer or decimal, finite and > 0.
     func positiveNumber(_ node: Node, _ key: String, unit: String) throws(ServeConfigError) -> Double {
         guard node.tagName == .int || node.tagName == .float, let value = node.float else {
@@ -309,8 +304,7 @@ private struct ValueReader {
         guard case let .scalar(scalar) = node, node.tagName == .str else {
             throw wrongType(node, key, "a size such as 8GiB or 512MiB, or a number of bytes")
         }
-        if zeroAllowed, MemorySize.isZero(scalar.string) { return 0 }
-        do { return try MemorySize.parse(scalar.string) } catch {
+        do { return try MemorySize.parse(scalar.string, allowZero: zeroAllowed) } catch {
             throw .wrongType(location(node), key: key, expected: "a memory size (\(error))", found: ServeSettings.describe(node))
         }
     }

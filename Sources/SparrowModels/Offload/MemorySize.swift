@@ -4,8 +4,9 @@
 /// `K`/`M`/`G`/`T` are powers of 1024; `KB`/`MB`/`GB`/`TB` are powers of 1000. A decimal
 /// number is allowed (`1.5GiB`); the result is rounded down to whole bytes.
 public enum MemorySize {
-    /// Parses `text`; errors say what was wrong and show the accepted forms.
-    public static func parse(_ text: String) throws(MemorySizeError) -> Int {
+    /// Parses `text`; errors say what was wrong and show the accepted forms. With `allowZero`,
+    /// zero (`0`, `0MiB`) is accepted too, for sizes where it means "off".
+    public static func parse(_ text: String, allowZero: Bool = false) throws(MemorySizeError) -> Int {
         let s = text.trimmingWhitespace()
         guard !s.isEmpty else { throw .empty }
         let numberEnd = s.firstIndex { !($0.isASCII && ($0.isNumber || $0 == ".")) } ?? s.endIndex
@@ -16,16 +17,9 @@ public enum MemorySize {
         guard let multiplier = units[unitText.lowercased()] else { throw .unknownUnit(unitText, in: text) }
         let bytes = value * multiplier
         guard bytes < 9.0e18 else { throw .tooLarge(text) }
+        if allowZero && bytes == 0 { return 0 }
         guard bytes >= 1 else { throw .notPositive(text) }
         return Int(bytes)
-    }
-
-    /// Whether `text` is zero with an optional unit (`0`, `0MiB`): "off" for sizes that allow it.
-    public static func isZero(_ text: String) -> Bool {
-        let s = text.trimmingWhitespace()
-        let numberEnd = s.firstIndex { !($0.isASCII && ($0.isNumber || $0 == ".")) } ?? s.endIndex
-        guard let value = Double(s[..<numberEnd]), value == 0 else { return false }
-        return units[String(s[numberEnd...]).trimmingWhitespace().lowercased()] != nil
     }
 
     /// Formats a byte count with the largest binary unit that keeps it ≥ 1 (`8.00 GiB`).

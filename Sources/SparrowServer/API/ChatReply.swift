@@ -169,19 +169,19 @@ package final class ChatReply: @unchecked Sendable {
         func callDelta(_ fields: [(String, JSONValue)]) -> [(String, JSONValue)] {
             [("tool_calls", .array([.object([("index", .int(callIndex))] + fields)]))]
         }
+        /// A call's first delta: the next index, its id, type and name, and `arguments`.
+        func startDelta(_ name: String, _ arguments: String) -> [(String, JSONValue)] {
+            callIndex += 1
+            return callDelta([("id", .string(choices[i].toolCalls[callIndex].id)), ("type", .string("function")),
+                              ("function", .object([("name", .string(name)), ("arguments", .string(arguments))]))])
+        }
         for p in pieces {
             let delta: [(String, JSONValue)]
             switch p {
             case let .content(s): delta = [("content", .string(s))]
             case let .reasoning(s): delta = [("reasoning_content", .string(s))]
-            case let .toolCall(name, args):
-                callIndex += 1
-                delta = callDelta([("id", .string(choices[i].toolCalls[callIndex].id)), ("type", .string("function")),
-                                   ("function", .object([("name", .string(name)), ("arguments", .string(args))]))])
-            case let .toolCallStart(name):
-                callIndex += 1
-                delta = callDelta([("id", .string(choices[i].toolCalls[callIndex].id)), ("type", .string("function")),
-                                   ("function", .object([("name", .string(name)), ("arguments", .string(""))]))])
+            case let .toolCall(name, args): delta = startDelta(name, args)
+            case let .toolCallStart(name): delta = startDelta(name, "")
             case let .toolCallArguments(s):
                 delta = callDelta([("function", .object([("arguments", .string(s))]))])
             }

@@ -131,19 +131,17 @@ struct CallStream {
         let b = Array(s.utf8)
         var i = 0
         func skipSpace() { while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 } }
-        /// Consumes one of `options`; nil when the text ends inside one of them.
-        func literal(_ options: String...) -> Bool? {
-            let rest = b[i...]
-            for o in options {
-                let lit = Array(o.utf8)
-                if rest.starts(with: lit) { i += lit.count; return true }
-            }
-            return options.contains { Array($0.utf8).starts(with: rest) } ? nil : false
-        }
-        for token in [["{"], ["\"name\""], [":"]] {
+        /// nil when one of `options` follows (consumed), else why not.
+        func expect(_ options: String...) -> Header? {
             skipSpace()
-            switch literal(token[0]) { case nil: return .incomplete; case false?: return .mismatch; case true?: break }
+            let rest = b[i...]
+            if let lit = options.lazy.map({ Array($0.utf8) }).first(where: { rest.starts(with: $0) }) {
+                i += lit.count
+                return nil
+            }
+            return options.contains { Array($0.utf8).starts(with: rest) } ? .incomplete : .mismatch
         }
+        if let h = expect("{") ?? expect("\"name\"") ?? expect(":") { return h }
         skipSpace()
         guard i < b.count else { return .incomplete }
         guard b[i] == UInt8(ascii: "\"") else { return .mismatch }
@@ -159,15 +157,10 @@ struct CallStream {
         guard case let .string(name)? = try? JSONValue.parse(String(decoding: b[nameStart..<i], as: UTF8.self)), !name.isEmpty else {
             return .mismatch
         }
-        for options in [[","], ["\"arguments\"", "\"parameters\""], [":"], ["{"]] {
-            skipSpace()
-            let at = i
-            switch literal(options[0], options.count > 1 ? options[1] : options[0]) {
-            case nil: return .incomplete
-            case false?: return .mismatch
-            case true?: if options == ["{"] { return .matched(name: name, arguments: String(decoding: b[at...], as: UTF8.self)) }
-            }
-        }
-        return .mismatch
+        if let h = expect(",") ?? expect("\"arguments\"", "\"parameters\"") ?? expect(":") { return h }
+        skipSpace()
+        guard i < b.count else { return .incomplete }
+        guard b[i] == UInt8(ascii: "{") else { return .mismatch }
+        return .matched(name: name, arguments: String(decoding: b[i...], as: UTF8.self))
     }
 }
