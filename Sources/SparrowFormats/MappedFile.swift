@@ -43,6 +43,18 @@ public final class MappedFile: @unchecked Sendable {
 
     private var ownsHeap = false
 
+    /// Drops the whole pages of `count` bytes at `start` (inside this mapping) from the
+    /// process's resident memory, e.g. after their contents were copied elsewhere; reading them
+    /// again faults them back in from the file. Does nothing for heap-backed copies.
+    public func release(_ start: UnsafeRawPointer, count: Int) {
+        guard !ownsHeap, let base = bytes.baseAddress else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = max(start - base, 0), hi = min(start - base + count, bytes.count)
+        let first = (lo + page - 1) / page * page, end = hi / page * page
+        guard end > first else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + first), end - first, Int32(MADV_DONTNEED))
+    }
+
     deinit {
         guard let base = bytes.baseAddress else { return }
         if ownsHeap {

@@ -21,6 +21,15 @@ public struct WeightMatrix: @unchecked Sendable {
     public let rowBytes: Int
     /// Keeps the mapping (or heap copy) alive.
     public let owner: AnyObject
+    /// How the rows are stored.
+    public let layout: Layout
+
+    public enum Layout: Sendable {
+        /// ggml's: row after row, `rowBytes` apart.
+        case rows
+        /// Eight rows side by side (`Interleaved`): group g of rows 8g..<8g+8 at `8·g·rowBytes`.
+        case interleaved8
+    }
 
     public init(name: String, type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer, owner: AnyObject) throws(FormatError) {
         guard type.isSupported else { throw .unknownTensorType(tensor: name, code: type.rawValue) }
@@ -34,15 +43,17 @@ public struct WeightMatrix: @unchecked Sendable {
         self.data = data
         self.rowBytes = rb
         self.owner = owner
+        self.layout = .rows
     }
 
     /// The same matrix with its rows at `data` (a copy of this matrix's bytes, e.g. an expert
     /// paged into a cache slot); `owner` keeps that memory alive.
     public func rebased(to data: UnsafeRawPointer, owner: AnyObject) -> WeightMatrix {
-        WeightMatrix(name: name, type: type, rows: rows, cols: cols, data: data, rowBytes: rowBytes, owner: owner)
+        WeightMatrix(name: name, type: type, rows: rows, cols: cols, data: data, rowBytes: rowBytes, owner: owner, layout: layout)
     }
 
-    private init(name: String, type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer, rowBytes: Int, owner: AnyObject) {
+    private init(name: String, type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer, rowBytes: Int, owner: AnyObject,
+                 layout: Layout) {
         self.name = name
         self.type = type
         self.rows = rows
@@ -50,6 +61,32 @@ public struct WeightMatrix: @unchecked Sendable {
         self.data = data
         self.rowBytes = rowBytes
         self.owner = owner
+        self.layout = layout
+    }
+
+    /// Whether `interleaved()` would repack this matrix: Q5_0 or Q8_0 in whole groups of 8
+    /// rows, on a CPU with AVX2, unless `SPARROW_INTERLEAVE=0`.
+    public var canInterleave: Bool {
+        #if arch(x86_64)
+        return layout == .rows && QuantKernels.useAVX2 && Interleaved.enabled && Interleaved.supports(type, rows: rows)
+        #else
+        return false
+        #endif
+    }
+
+    /// This matrix repacked eight rows side by side (`Interleaved`) in fresh memory of the same
+    /// size, or nil when `canInterleave` is false. The products of one row come out the same
+    /// whatever the number of tokens, as with the ggml layout, but summed in a different order
+    /// (per block instead of per lane), so they differ from the ggml layout's in the last bits.
+    public func interleaved() -> WeightMatrix? {
+        guard canInterleave else { return nil }
+        let storage = ByteStorage(count: rows * rowBytes)
+        let groupBytes = Interleaved.groupRows * rowBytes
+        for g in 0..<rows / Interleaved.groupRows {
+            Interleaved.repack(type, data + g * groupBytes, rowBytes: rowBytes, blocks: cols / 32, into: storage.pointer + g * groupBytes)
+        }
+        return WeightMatrix(name: name, type: type, rows: rows, cols: cols, data: storage.pointer, rowBytes: rowBytes,
+                            owner: storage, layout: .interleaved8)
     }
 
     /// y = x · Wᵀ
@@ -70,35 +107,37 @@ public struct WeightMatrix: @unchecked Sendable {
         // One quantized copy of x per activation format the matrices need.
         var activations: [GGMLType: Activations] = [:]
         defer { for a in activations.values { a.deallocate() } }
+        let needSums = matrices.contains { $0.layout == .interleaved8 && $0.type == .q5_0 }
         for m in matrices where m.cols == cols {
             let format = QuantKernels.activationType(for: m.type)
             guard activations[format] == nil else { continue }
-            activations[format] = Activations(x, cols: cols, nTokens: nTokens, for: m.type)
+            activations[format] = Activations(x, cols: cols, nTokens: nTokens, for: m.type, blockSums: needSums)
         }
-        // Per matrix: its first global row, and where its activations are.
+        // Per matrix: its first global row, and where its activations are. Each matrix starts
+        // on a multiple of 8 global rows and chunks are multiples of 8 rows, so a chunk never
+        // splits a group of interleaved rows (the padding rows between matrices compute nothing).
         struct Job { let m: WeightMatrix; let y: UnsafeMutablePointer<Float>; let first: Int; let act: Activations }
         var jobs: [Job] = []
         var total = 0
         for (m, y) in zip(matrices, outputs) where m.cols == cols {
             guard let a = activations[QuantKernels.activationType(for: m.type)] else { continue }
             jobs.append(Job(m: m, y: y, first: total, act: a))
-            total += m.rows
+            total += (m.rows + 7) & ~7
         }
         // Rows outer, tokens inner: each weight row is read once from memory and reused from
         // cache for every token of a prefill batch.
         // A chunk streams at least ~32 KB of weights × tokens, so claiming it costs little.
         let work = max(1, jobs.lazy.map(\.m.rowBytes).max() ?? 1) * max(nTokens, 1)
-        Parallel.forRanges(total, granularity: 4, minPerThread: 16, minChunk: 32_768 / work) { start, end in
+        Parallel.forRanges(total, granularity: 8, minPerThread: 16, minChunk: 32_768 / work) { start, end in
             var j = 0
             while j + 1 < jobs.count && jobs[j + 1].first <= start { j += 1 }
             var g = start
-            while g < end {
+            while g < end && j < jobs.count {
                 let job = jobs[j]
-                let m = job.m
-                let stop = min(end, job.first + m.rows)
-                job.m.rows(from: g - job.first, to: stop - job.first, job.act, nTokens: nTokens, into: job.y)
-                g = stop
+                let stop = min(end, job.first + job.m.rows)
+                if g < stop { job.m.rows(from: g - job.first, to: stop - job.first, job.act, nTokens: nTokens, into: job.y) }
                 j += 1
+                if j < jobs.count { g = jobs[j].first }
             }
         }
     }
@@ -122,6 +161,13 @@ public struct WeightMatrix: @unchecked Sendable {
     @inline(__always)
     func rows(from: Int, to: Int, _ act: Activations, nTokens: Int, into y: UnsafeMutablePointer<Float>) {
         #if arch(x86_64)
+        if layout == .interleaved8, let scales = act.scales {
+            // `from` and `to` are multiples of 8 (see `matmul`).
+            AVX2Interleaved.matmul(type == .q5_0 ? .q5_0 : .q8_0, data + from * rowBytes, groups: (to - from) / 8, blocks: cols / 32,
+                                   act: act.buffer, actRowBytes: act.rowBytes, scales: scales, scaleStride: act.scaleStride,
+                                   sums: act.blockSums, sumStride: cols / 32, nTokens: nTokens, y: y + from, yStride: rows)
+            return
+        }
         if let tile = tileType, let scales = act.scales {
             AVX2Tiles.matmul(tile, data + from * rowBytes, rowBytes: rowBytes, nRows: to - from,
                              act: act.buffer, actRowBytes: act.rowBytes, scales: scales, scaleStride: act.scaleStride,
@@ -183,7 +229,16 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Dequantizes row `index` (an embedding lookup). dst: [cols] f32
     public func row(_ index: Int, into dst: UnsafeMutablePointer<Float>) throws(FormatError) {
         guard index >= 0, index < rows else { throw .badTensor(tensor: name, reason: "row \(index) out of range 0..<\(rows)") }
-        try dequantizeRow(type, data + index * rowBytes, dst, count: cols)
+        guard layout == .interleaved8 else {
+            try dequantizeRow(type, data + index * rowBytes, dst, count: cols)
+            return
+        }
+        let row = UnsafeMutableRawPointer.allocate(byteCount: rowBytes, alignment: 16)
+        defer { row.deallocate() }
+        let g = index / Interleaved.groupRows
+        Interleaved.unpack(type, group: data + g * Interleaved.groupRows * rowBytes, lane: index % Interleaved.groupRows,
+                           blocks: cols / 32, into: row)
+        try dequantizeRow(type, row, dst, count: cols)
     }
 }
 
@@ -198,7 +253,10 @@ struct Activations: @unchecked Sendable {
     let scaleStride: Int
     var kSums: UnsafeMutablePointer<Float>? = nil
     var kSumStride = 0
-    init(_ x: UnsafePointer<Float>, cols: Int, nTokens: Int, for weight: GGMLType) {
+    /// Q8_0 with `blockSums`: Σ of each block's 32 quants, `cols / 32` per token (for the
+    /// interleaved Q5_0 kernel's −16·Σa term).
+    var blockSums: UnsafeMutablePointer<Int32>? = nil
+    init(_ x: UnsafePointer<Float>, cols: Int, nTokens: Int, for weight: GGMLType, blockSums wantSums: Bool = false) {
         rowBytes = QuantKernels.activationRowBytes(for: weight, count: cols)
         buffer = UnsafeMutableRawPointer.allocate(byteCount: max(rowBytes * nTokens, 1), alignment: 64)
         for t in 0..<nTokens {
@@ -212,6 +270,12 @@ struct Activations: @unchecked Sendable {
             let sums = UnsafeMutablePointer<Float>.allocate(capacity: max(kSumStride * nTokens, 1))
             for t in 0..<nTokens { AVX2Dot.q8_KSums(buffer + t * rowBytes, blocks: blocks, into: sums + t * kSumStride) }
             kSums = sums
+        }
+        if QuantKernels.useAVX2, format == .q8_0, wantSums {
+            let blocks = cols / 32
+            let sums = UnsafeMutablePointer<Int32>.allocate(capacity: max(blocks * nTokens, 1))
+            for t in 0..<nTokens { AVX2Interleaved.q8_0Sums(buffer + t * rowBytes, blocks: blocks, into: sums + t * blocks) }
+            blockSums = sums
         }
         guard QuantKernels.useAVX2, format == .q8_0 || format == .q8_1 else {
             scales = nil
@@ -242,5 +306,13 @@ struct Activations: @unchecked Sendable {
         buffer.deallocate()
         scales?.deallocate()
         kSums?.deallocate()
+        blockSums?.deallocate()
     }
+}
+
+/// Heap bytes owned by a matrix (a repacked copy of its weights).
+final class ByteStorage: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    init(count: Int) { pointer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64) }
+    deinit { pointer.deallocate() }
 }

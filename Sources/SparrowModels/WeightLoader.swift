@@ -1,8 +1,11 @@
 import SparrowFormats
 import SparrowKernels
 
-/// Binds GGUF tensors by their exact llama.cpp names, checking shapes. No weight is copied
-/// except small f16/bf16 norm vectors converted to f32.
+/// Binds GGUF tensors by their exact llama.cpp names, checking shapes. Weights are read in
+/// place from the mapping, except small f16/bf16 norm vectors converted to f32 and, on CPUs
+/// with AVX2, dense Q5_0/Q8_0 matrices repacked eight rows side by side
+/// (`WeightMatrix.interleaved()`), whose mapped pages are then released so resident memory
+/// stays the file's size.
 public struct WeightLoader {
     public let gguf: GGUFFile
     /// Pages the routed experts when the model runs under a memory budget (MoE loaders register
@@ -20,11 +23,16 @@ public struct WeightLoader {
     public func matrix(_ name: String, rows: Int, cols: Int) throws(ModelError) -> WeightMatrix {
         guard let t = gguf.tensorsByName[name] else { throw .missingTensor(name) }
         guard t.shape == [cols, rows] else { throw .shapeMismatch(tensor: name, expected: [cols, rows], found: t.shape) }
+        let m: WeightMatrix
         do {
-            return try WeightMatrix(name: name, type: t.type, rows: rows, cols: cols, data: t.data, owner: gguf)
+            m = try WeightMatrix(name: name, type: t.type, rows: rows, cols: cols, data: t.data, owner: gguf)
         } catch {
             throw .format(error)
         }
+        // The input embedding is only read a row per token, unless the output layer is tied to it.
+        guard name != "token_embd.weight" || !has("output.weight"), let packed = m.interleaved() else { return m }
+        gguf.file.release(t.data, count: t.byteCount)
+        return packed
     }
 
     public func optionalMatrix(_ name: String, rows: Int, cols: Int) throws(ModelError) -> WeightMatrix? {

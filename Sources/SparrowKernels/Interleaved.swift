@@ -1,0 +1,100 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SparrowFormats
+
+/// Q5_0 and Q8_0 weights repacked eight rows side by side, for the AVX2 kernels in
+/// `AVX2Interleaved` (which documents the byte layout). A group of 8 rows takes exactly the
+/// bytes the 8 rows take in the ggml layout, so group g starts at `8·g·rowBytes`.
+///
+/// The repacked copy replaces the mapped rows (the loader releases the mapped pages), so
+/// resident memory stays the file's size. Only CPUs with AVX2 use it: elsewhere the portable
+/// kernels read the ggml layout in place.
+public enum Interleaved {
+    /// Rows per group.
+    public static let groupRows = 8
+
+    /// Whether model loaders repack (default on; `SPARROW_INTERLEAVE=0` keeps the ggml layout,
+    /// for A/B measurements).
+    public static let enabled: Bool = {
+        if let v = getenv("SPARROW_INTERLEAVE"), String(cString: v) == "0" { return false }
+        return true
+    }()
+
+    /// Whether `type` has an interleaved layout and `rows` fill whole groups.
+    public static func supports(_ type: GGMLType, rows: Int) -> Bool {
+        (type == .q5_0 || type == .q8_0) && rows > 0 && rows % groupRows == 0
+    }
+
+    static func groupBlockBytes(_ type: GGMLType) -> Int { type == .q5_0 ? 176 : 272 }
+
+    /// Repacks 8 ggml-layout rows (`rowBytes` apart, `blocks` 32-value blocks each) into one
+    /// group at `dst` (`8·rowBytes` bytes). Word moves only: a Q5_0 nibble chunk c is exactly
+    /// bytes 4c..4c+3 of each row's ggml nibbles (quant 4c+j in the low nibble, 4c+16+j in the
+    /// high one), and high-bit byte 4r+j gathers bits j, j+4, …, j+28 of row r's `qh`.
+    public static func repack(_ type: GGMLType, _ src: UnsafeRawPointer, rowBytes: Int, blocks: Int,
+                              into dst: UnsafeMutableRawPointer) {
+        precondition(supports(type, rows: groupRows))
+        let gbb = groupBlockBytes(type), bb = type.typeSize
+        for b in 0..<blocks {
+            let gb = dst + b * gbb
+            for r in 0..<groupRows {
+                let xb = src + r * rowBytes + b * bb
+                gb.storeBytes(of: xb.loadUnaligned(as: UInt16.self), toByteOffset: 2 * r, as: UInt16.self)
+                if type == .q8_0 {
+                    for k in 0..<8 {
+                        gb.storeBytes(of: xb.loadUnaligned(fromByteOffset: 2 + 4 * k, as: UInt32.self),
+                                      toByteOffset: 16 + 32 * k + 4 * r, as: UInt32.self)
+                    }
+                    continue
+                }
+                for c in 0..<4 {
+                    gb.storeBytes(of: xb.loadUnaligned(fromByteOffset: 6 + 4 * c, as: UInt32.self),
+                                  toByteOffset: 16 + 32 * c + 4 * r, as: UInt32.self)
+                }
+                let qh = UInt32(littleEndian: xb.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+                for j in 0..<4 { gb.storeBytes(of: gatherNibbleBits(qh >> j), toByteOffset: 144 + 4 * r + j, as: UInt8.self) }
+            }
+        }
+    }
+
+    /// The inverse of `repack` for one row: lane `r` of the group at `group`, written as a
+    /// ggml-layout row at `dst` (`blocks` blocks).
+    public static func unpack(_ type: GGMLType, group: UnsafeRawPointer, lane r: Int, blocks: Int,
+                              into dst: UnsafeMutableRawPointer) {
+        let gbb = groupBlockBytes(type), bb = type.typeSize
+        for b in 0..<blocks {
+            let gb = group + b * gbb, xb = dst + b * bb
+            xb.storeBytes(of: gb.loadUnaligned(fromByteOffset: 2 * r, as: UInt16.self), as: UInt16.self)
+            if type == .q8_0 {
+                for k in 0..<8 {
+                    xb.storeBytes(of: gb.loadUnaligned(fromByteOffset: 16 + 32 * k + 4 * r, as: UInt32.self),
+                                  toByteOffset: 2 + 4 * k, as: UInt32.self)
+                }
+                continue
+            }
+            for c in 0..<4 {
+                xb.storeBytes(of: gb.loadUnaligned(fromByteOffset: 16 + 32 * c + 4 * r, as: UInt32.self),
+                              toByteOffset: 6 + 4 * c, as: UInt32.self)
+            }
+            var qh: UInt32 = 0
+            for j in 0..<4 {
+                let byte = UInt32(gb.load(fromByteOffset: 144 + 4 * r + j, as: UInt8.self))
+                for k in 0..<8 { qh |= ((byte >> k) & 1) << (4 * k + j) }
+            }
+            xb.storeBytes(of: qh.littleEndian, toByteOffset: 2, as: UInt32.self)
+        }
+    }
+
+    /// Bits 0, 4, 8, …, 28 of `x` as one byte (bit k ← bit 4k).
+    @inline(__always)
+    static func gatherNibbleBits(_ x: UInt32) -> UInt8 {
+        var v = x & 0x1111_1111
+        v = (v | v >> 3) & 0x0303_0303
+        v = (v | v >> 6) & 0x000F_000F
+        v = (v | v >> 12) & 0xFF
+        return UInt8(v)
+    }
+}
