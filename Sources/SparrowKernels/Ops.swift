@@ -3,6 +3,9 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+#if arch(x86_64)
+import SparrowKernelsAVX2
+#endif
 
 /// Element-wise and row-wise f32 operations of a transformer forward pass, written to give
 /// the same results as ggml's CPU ops (`ggml_compute_forward_*` in ggml-cpu/ops.cpp).
@@ -39,8 +42,16 @@ public enum Ops {
         }
     }
 
-    /// SwiGLU: gate[i] = silu(gate[i]) * up[i]  (ggml's `swiglu` / `silu` then `mul`).
+    /// SwiGLU: gate[i] = silu(gate[i]) * up[i]  (ggml's `swiglu` / `silu` then `mul`). With
+    /// AVX2, e^x is the vector polynomial ggml's AVX2 `swiglu` uses, bit for bit (within a few
+    /// ulp of `expf`); elsewhere `expf`.
     public static func siluMul(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+        #if arch(x86_64)
+        if QuantKernels.useAVX2 {
+            AVX2Vector.siluMul(gate: gate, up: up, count: count)
+            return
+        }
+        #endif
         for i in 0..<count {
             let g = gate[i]
             gate[i] = g / (1 + expf(-g)) * up[i]

@@ -252,5 +252,64 @@ public enum AVX2Vector {
         let t1 = _mm_hadd_ps(t0, t0)
         return Double(_mm_hadd_ps(t1, t1)[0])
     }
+
+    /// e^x in 8 lanes, bit for bit as ggml's AVX2 `ggml_v_expf` computes it (the algorithm of
+    /// ARM's optimized-routines expf: x = n·ln 2 + b with n = round(x·log₂e), e^b from a
+    /// degree-5 polynomial, 2ⁿ built in the exponent bits; |n| > 126 scales in two steps and
+    /// saturates to 0 or ∞ past 192), so SwiGLU matches llama.cpp's on the same CPU.
+    @inline(__always)
+    static func exp8(_ x: __m256) -> __m256 {
+        let shift = _mm256_set1_ps(0x1.8p23)
+        let z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0), shift)
+        let n = _mm256_sub_ps(z, shift)
+        let b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20), _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1), x))
+        let e = _mm256_slli_epi32(_mm256_castps_si256(z), 23)
+        let k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1))))
+        let u = _mm256_mul_ps(b, b)
+        let j = _mm256_fmadd_ps(
+            _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7), b, _mm256_set1_ps(0x1.573e2ep-5)), u,
+                            _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3), b, _mm256_set1_ps(0x1.fffdb6p-2))),
+            u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1), b))
+        // |n| > 126 (|x| ≳ 87) in some lane: rare, so those lanes go lane by lane.
+        let absN = _mm256_andnot_si256(_mm256_castps_si256(_mm256_set1_ps(-0.0)), _mm256_castps_si256(n))
+        let big = _mm256_cmpgt_epi32(absN, _mm256_castps_si256(_mm256_set1_ps(126)))
+        if _mm256_movemask_ps(_mm256_castsi256_ps(big)) == 0 { return _mm256_fmadd_ps(j, k, k) }
+        let nv = unsafeBitCast(n, to: SIMD8<Float>.self), jv = unsafeBitCast(j, to: SIMD8<Float>.self)
+        let kv = unsafeBitCast(k, to: SIMD8<Float>.self), ev = unsafeBitCast(e, to: SIMD8<UInt32>.self)
+        var out = SIMD8<Float>()
+        for l in 0..<8 {
+            let nl = nv[l]
+            guard abs(nl) > 126 else {
+                out[l] = kv[l].addingProduct(jv[l], kv[l])
+                continue
+            }
+            let g: UInt32 = nl <= 0 ? 0x8200_0000 : 0
+            let s1 = Float(bitPattern: g &+ 0x7f00_0000), s2 = Float(bitPattern: ev[l] &- g)
+            out[l] = abs(nl) > 192 ? s1 * s1 : s2.addingProduct(s2, jv[l]) * s1
+        }
+        return unsafeBitCast(out, to: __m256.self)
+    }
+
+    /// SwiGLU in place: gate[i] = gate[i] / (1 + e^−gate[i]) · up[i]. The last count % 8
+    /// values go through the same 8-lane code (padded), so every element's result is the same
+    /// wherever it sits in the array (a batch of tokens or one token).
+    public static func siluMul(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+        @inline(__always) func silu8(_ g: __m256, _ u: __m256) -> __m256 {
+            let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))
+            return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(e, _mm256_set1_ps(1))), u)
+        }
+        var i = 0
+        while i + 8 <= count {
+            let g = UnsafeRawPointer(gate + i).loadUnaligned(as: __m256.self)
+            let u = UnsafeRawPointer(up + i).loadUnaligned(as: __m256.self)
+            UnsafeMutableRawPointer(gate + i).storeBytes(of: silu8(g, u), as: __m256.self)
+            i += 8
+        }
+        guard i < count else { return }
+        var g = [Float](repeating: 0, count: 8), u = g
+        for k in i..<count { g[k - i] = gate[k]; u[k - i] = up[k] }
+        let out = g.withUnsafeBytes { gp in u.withUnsafeBytes { up in silu8(gp.loadUnaligned(as: __m256.self), up.loadUnaligned(as: __m256.self)) } }
+        withUnsafeBytes(of: out) { o in for k in i..<count { gate[k] = o.load(fromByteOffset: 4 * (k - i), as: Float.self) } }
+    }
 }
 #endif
