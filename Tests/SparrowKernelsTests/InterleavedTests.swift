@@ -102,23 +102,7 @@ struct InterleavedTests {
             matrices.append(plain.interleaved() ?? plain)
             rowsOf.append(bytes)
         }
-        for nTokens in [1, 5] {
-            var x: [Float] = []
-            for _ in 0..<nTokens { x += randomActivations(count: cols, rng: &rng) }
-            let outs = matrices.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.rows * nTokens) }
-            defer { outs.forEach { $0.deallocate() } }
-            x.withUnsafeBufferPointer { WeightMatrix.matmul(matrices, $0.baseAddress!, nTokens: nTokens, into: outs) }
-            for (i, m) in matrices.enumerated() {
-                for t in 0..<nTokens {
-                    let act = quantizedActivations(Array(x[t * cols..<(t + 1) * cols]), for: m.type)
-                    for r in 0..<m.rows {
-                        let want = kernelDotGeneric(m.type, rowsOf[i][r], act, count: cols)
-                        let got = outs[i][t * m.rows + r]
-                        #expect(abs(got - want) <= 1e-4 * max(1, abs(want)), "\(m.type) \(m.layout) t=\(t) r=\(r): \(got) vs \(want)")
-                    }
-                }
-            }
-        }
+        for nTokens in [1, 5] { expectMatchesGeneric(matrices, rows: rowsOf, cols: cols, nTokens: nTokens, rng: &rng) }
     }
 
     @Test("row lookups (a tied embedding) read the same values from either layout", arguments: types)

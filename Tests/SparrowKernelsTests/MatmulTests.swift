@@ -12,6 +12,26 @@ final class TestBytes {
     deinit { pointer.deallocate() }
 }
 
+/// Several matrices (one `cols`) in one `WeightMatrix.matmul` call on random activations,
+/// each output against the scalar generic dot of its row (`rows[i]` = matrix i's row bytes).
+func expectMatchesGeneric(_ matrices: [WeightMatrix], rows: [[[UInt8]]], cols: Int, nTokens: Int, rng: inout SplitMix64) {
+    var x: [Float] = []
+    for _ in 0..<nTokens { x += randomActivations(count: cols, rng: &rng) }
+    let outs = matrices.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.rows * nTokens) }
+    defer { outs.forEach { $0.deallocate() } }
+    x.withUnsafeBufferPointer { WeightMatrix.matmul(matrices, $0.baseAddress!, nTokens: nTokens, into: outs) }
+    for (i, m) in matrices.enumerated() {
+        for t in 0..<nTokens {
+            let act = quantizedActivations(Array(x[t * cols..<(t + 1) * cols]), for: m.type)
+            for r in 0..<m.rows {
+                let want = kernelDotGeneric(m.type, rows[i][r], act, count: cols)
+                let got = outs[i][t * m.rows + r]
+                #expect(abs(got - want) <= 1e-4 * max(1, abs(want)), "\(m.type) \(m.layout) t=\(t) r=\(r): \(got) vs \(want)")
+            }
+        }
+    }
+}
+
 @Suite("Matrix products (tiled kernels, thread pool)")
 struct MatmulTests {
     /// `WeightMatrix.matmul` (tile kernels, several rows and tokens per call, split across the
@@ -69,21 +89,7 @@ struct MatmulTests {
                 matrices.append(try WeightMatrix(name: "w\(i)", type: type, rows: rows, cols: cols, data: UnsafeRawPointer(storage.pointer), owner: storage))
                 rowsOf.append(rowBytes)
             }
-            var x: [Float] = []
-            for _ in 0..<nTokens { x += randomActivations(count: cols, rng: &rng) }
-            let outs = matrices.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.rows * nTokens) }
-            defer { outs.forEach { $0.deallocate() } }
-            x.withUnsafeBufferPointer { WeightMatrix.matmul(matrices, $0.baseAddress!, nTokens: nTokens, into: outs) }
-            for (i, m) in matrices.enumerated() {
-                for t in 0..<nTokens {
-                    let act = quantizedActivations(Array(x[t * cols..<(t + 1) * cols]), for: m.type)
-                    for r in 0..<m.rows {
-                        let want = kernelDotGeneric(m.type, rowsOf[i][r], act, count: cols)
-                        let got = outs[i][t * m.rows + r]
-                        #expect(abs(got - want) <= 1e-4 * max(1, abs(want)), "\(m.type) t=\(t) r=\(r): \(got) vs \(want)")
-                    }
-                }
-            }
+            expectMatchesGeneric(matrices, rows: rowsOf, cols: cols, nTokens: nTokens, rng: &rng)
         }
     }
 

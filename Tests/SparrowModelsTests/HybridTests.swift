@@ -395,10 +395,13 @@ struct HybridTests {
         let repeated = await Self.collect(try s.submit(GenerationJob(prompt: a, parameters: p)))
         #expect(repeated.summary?.cachedPromptTokens == a.count - 1)
         #expect(repeated.tokens == expected[0])
-        // ... while a prompt sharing only tokens no saved state covers is recomputed.
+        // ... while a prompt sharing tokens no saved state fully covers resumes from an earlier
+        // saved state or from nothing: b's slot holds a state at 4 only when b was admitted
+        // after a's first 4-token chunk (then it copied a's state there, keeping it as a
+        // snapshot), which depends on how the scheduler thread met the two submissions.
         let c = Array(f.tokens[..<6]) + [7, 7, 7]
         let other = await Self.collect(try s.submit(GenerationJob(prompt: c, parameters: p)))
-        #expect(other.summary?.cachedPromptTokens == 0)
+        #expect([0, 4].contains(other.summary?.cachedPromptTokens ?? -1))
         #expect(other.tokens == (try e.makeSession().generate(prompt: c, parameters: p)).tokens)
         s.shutdown()
     }
