@@ -28,6 +28,43 @@ public enum KVCacheType: String, Sendable, CaseIterable {
 /// With AVX2 the score dot products run 8 lanes wide in ggml's summation order and the V
 /// updates as 8-lane FMAs (`AVX2Vector`).
 public enum Attention {
+    /// One sequence's queries and cache layer in a batched step (as `causal`'s arguments).
+    public struct Segment {
+        public let q: UnsafePointer<Float>
+        public let k: UnsafeRawPointer
+        public let v: UnsafeRawPointer
+        public let out: UnsafeMutablePointer<Float>
+        public let nTokens: Int
+        public let startPosition: Int
+
+        public init(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, out: UnsafeMutablePointer<Float>,
+                    nTokens: Int, startPosition: Int) {
+            self.q = q
+            self.k = k
+            self.v = v
+            self.out = out
+            self.nTokens = nTokens
+            self.startPosition = startPosition
+        }
+    }
+
+    /// `causal` for several sequences (a batched step), each against its own cache. With AVX2
+    /// all of them share one parallel region (a decode step of eight sequences has 8 × the KV
+    /// heads jobs instead of eight regions of a few jobs each); each result is the same as
+    /// `causal` on that sequence alone.
+    public static func causal(segments: [Segment], type: KVCacheType, nHeads: Int, nKVHeads: Int, headDim: Int, scale: Float) {
+        #if arch(x86_64)
+        if QuantKernels.useAVX2 {
+            causalAVX2(segments, type: type, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale)
+            return
+        }
+        #endif
+        for s in segments {
+            causal(q: s.q, k: s.k, v: s.v, type: type, out: s.out, nTokens: s.nTokens, startPosition: s.startPosition,
+                   nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale)
+        }
+    }
+
     /// Computes attention for `nTokens` queries at positions `startPosition ..< startPosition + nTokens`
     /// against cache rows `0 ..< startPosition + nTokens` (the new keys/values must already be stored).
     /// - q:   [nTokens, nHeads, headDim] f32
@@ -38,7 +75,7 @@ public enum Attention {
                               nHeads: Int, nKVHeads: Int, headDim: Int, scale: Float) {
         #if arch(x86_64)
         if QuantKernels.useAVX2 {
-            causalAVX2(q: q, k: k, v: v, type: type, out: out, nTokens: nTokens, startPosition: startPosition,
+            causalAVX2([Segment(q: q, k: k, v: v, out: out, nTokens: nTokens, startPosition: startPosition)], type: type,
                        nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale)
             return
         }
@@ -105,20 +142,30 @@ public enum Attention {
     /// it, so each cached K and V row is widened to f32 once per group instead of once per head;
     /// `Ops.softmax` as in the portable path. Per head every score, weight and V update is the
     /// same operation in the same order as one head at a time.
-    static func causalAVX2(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, type: KVCacheType,
-                           out: UnsafeMutablePointer<Float>, nTokens: Int, startPosition: Int,
-                           nHeads: Int, nKVHeads: Int, headDim: Int, scale: Float) {
+    static func causalAVX2(_ segments: [Segment], type: KVCacheType, nHeads: Int, nKVHeads: Int, headDim: Int, scale: Float) {
         let group = nHeads / nKVHeads
         let kvStride = nKVHeads * headDim
-        let rowStride = startPosition + nTokens  // one score row
+        let rowStride = segments.lazy.map { $0.startPosition + $0.nTokens }.max() ?? 0  // one score row
         let vBlock = 32                          // K or V rows per block (widened once for the group)
-        Parallel.forRanges(nTokens * nKVHeads) { start, end in
+        // Jobs: (segment, token, KV head), segment after segment; firstJob[i] = segment i's first.
+        var firstJob: [Int] = []
+        var jobs = 0
+        for s in segments {
+            firstJob.append(jobs)
+            jobs += s.nTokens * nKVHeads
+        }
+        Parallel.forRanges(jobs) { start, end in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: group * rowStride)  // [group, positions]
             let qg = UnsafeMutablePointer<Float>.allocate(capacity: group * headDim)        // [group, headDim]
             let rowTile = UnsafeMutablePointer<Float>.allocate(capacity: vBlock * headDim)  // [vBlock, headDim] K or V rows in f32
             defer { scores.deallocate(); qg.deallocate(); rowTile.deallocate() }
+            var si = 0
             for job in start..<end {
-                let t = job / nKVHeads, kvh = job % nKVHeads
+                while si + 1 < segments.count && firstJob[si + 1] <= job { si += 1 }
+                let seg = segments[si]
+                let q = seg.q, k = seg.k, v = seg.v, out = seg.out, startPosition = seg.startPosition
+                let local = job - firstJob[si]
+                let t = local / nKVHeads, kvh = local % nKVHeads
                 /// Rows `from ..< from + count` of this KV head in `cache` (K or V) as f32: the
                 /// cache itself when it is f32, else widened into `rowTile`. Returns (rows, stride).
                 func tile(_ cache: UnsafeRawPointer, from p0: Int, count n: Int) -> (UnsafePointer<Float>, Int) {

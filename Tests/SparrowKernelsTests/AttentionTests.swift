@@ -58,6 +58,50 @@ struct AttentionTests {
         }
     }
 
+    /// Several sequences in one call (a batched step: different lengths, positions and caches)
+    /// give each sequence exactly what a call for it alone gives.
+    @Test("a batch of sequences equals each sequence alone, bit for bit", arguments: [KVCacheType.f32, .f16])
+    func segments(_ type: KVCacheType) {
+        var rng = SplitMix64(seed: 23)
+        let nHeads = 14, nKVHeads = 2, headDim = 64, scale = Float(0.125)
+        let shapes = [(1, 0), (1, 37), (5, 3), (1, 70), (3, 0)]  // (tokens, start position)
+        let kvStride = nKVHeads * headDim
+        var qs: [[Float]] = [], ks: [[UInt8]] = [], vs: [[UInt8]] = []
+        for (n, start) in shapes {
+            qs.append((0..<n * nHeads * headDim).map { _ in rng.normal() })
+            let bytes = { (count: Int, rng: inout SplitMix64) -> [UInt8] in
+                (0..<count).flatMap { _ -> [UInt8] in
+                    let x = rng.normal()
+                    return type == .f16 ? withUnsafeBytes(of: floatToFP16(x)) { Array($0) } : withUnsafeBytes(of: x) { Array($0) }
+                }
+            }
+            ks.append(bytes((start + n) * kvStride, &rng))
+            vs.append(bytes((start + n) * kvStride, &rng))
+        }
+        let pointers = (0..<shapes.count).map { i in
+            (q: UnsafeMutablePointer<Float>.allocate(capacity: qs[i].count), k: UnsafeMutableRawPointer.allocate(byteCount: ks[i].count, alignment: 64),
+             v: UnsafeMutableRawPointer.allocate(byteCount: vs[i].count, alignment: 64),
+             batch: UnsafeMutablePointer<Float>.allocate(capacity: qs[i].count), alone: UnsafeMutablePointer<Float>.allocate(capacity: qs[i].count))
+        }
+        defer { for p in pointers { p.q.deallocate(); p.k.deallocate(); p.v.deallocate(); p.batch.deallocate(); p.alone.deallocate() } }
+        for (i, p) in pointers.enumerated() {
+            p.q.update(from: qs[i], count: qs[i].count)
+            ks[i].withUnsafeBytes { p.k.copyMemory(from: $0.baseAddress!, byteCount: ks[i].count) }
+            vs[i].withUnsafeBytes { p.v.copyMemory(from: $0.baseAddress!, byteCount: vs[i].count) }
+        }
+        let parts = zip(shapes, pointers).map { shape, p in
+            Attention.Segment(q: p.q, k: p.k, v: p.v, out: p.batch, nTokens: shape.0, startPosition: shape.1)
+        }
+        Attention.causal(segments: parts, type: type, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale)
+        for (i, (n, start)) in shapes.enumerated() {
+            let p = pointers[i]
+            Attention.causal(q: p.q, k: p.k, v: p.v, type: type, out: p.alone, nTokens: n, startPosition: start,
+                             nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale)
+            let count = qs[i].count
+            #expect((0..<count).allSatisfy { p.batch[$0].bitPattern == p.alone[$0].bitPattern }, "\(type) sequence \(i)")
+        }
+    }
+
     #if arch(x86_64)
     /// The AVX2 vector primitives against naive loops for every length 0...40 (all tails).
     @Test("AVX2 vector primitives match naive loops")

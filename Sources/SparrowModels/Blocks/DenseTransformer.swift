@@ -214,9 +214,15 @@ extension AttentionBlock {
         for seg in segments {
             seg.cache.store(layer: layer, start: seg.start, n: seg.count,
                             k: k.pointer + seg.offset * kvWidth, v: v.pointer + seg.offset * kvWidth)
-            Attention.causal(q: q.pointer + seg.offset * qWidth, k: seg.cache.keys[layer], v: seg.cache.values[layer],
-                             type: seg.cache.type, out: attn.pointer + seg.offset * qWidth,
-                             nTokens: seg.count, startPosition: seg.start, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim,
+        }
+        // Every sequence's attention in one parallel region per cache element type (one, in practice).
+        for type in KVCacheType.allCases {
+            let parts = segments.filter { $0.cache.type == type }.map { seg in
+                Attention.Segment(q: q.pointer + seg.offset * qWidth, k: seg.cache.keys[layer], v: seg.cache.values[layer],
+                                  out: attn.pointer + seg.offset * qWidth, nTokens: seg.count, startPosition: seg.start)
+            }
+            guard !parts.isEmpty else { continue }
+            Attention.causal(segments: parts, type: type, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim,
                              scale: 1 / Float(headDim).squareRoot())
         }
         if let gate { Ops.mulSigmoid(attn.pointer, gate: gate.pointer, count: n * qWidth) }
