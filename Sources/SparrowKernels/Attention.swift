@@ -33,34 +33,32 @@ public enum Attention {
         public let q: UnsafePointer<Float>
         public let k: UnsafeRawPointer
         public let v: UnsafeRawPointer
+        public let type: KVCacheType
         public let out: UnsafeMutablePointer<Float>
         public let nTokens: Int
         public let startPosition: Int
 
-        public init(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, out: UnsafeMutablePointer<Float>,
-                    nTokens: Int, startPosition: Int) {
-            self.q = q
-            self.k = k
-            self.v = v
-            self.out = out
-            self.nTokens = nTokens
-            self.startPosition = startPosition
+        public init(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, type: KVCacheType,
+                    out: UnsafeMutablePointer<Float>, nTokens: Int, startPosition: Int) {
+            (self.q, self.k, self.v, self.type) = (q, k, v, type)
+            (self.out, self.nTokens, self.startPosition) = (out, nTokens, startPosition)
         }
     }
 
-    /// `causal` for several sequences (a batched step), each against its own cache. With AVX2
+    /// `causal` for several sequences (a batched step), each against its own cache (of its own
+    /// element type). With AVX2
     /// all of them share one parallel region (a decode step of eight sequences has 8 × the KV
     /// heads jobs instead of eight regions of a few jobs each); each result is the same as
     /// `causal` on that sequence alone.
-    public static func causal(segments: [Segment], type: KVCacheType, nHeads: Int, nKVHeads: Int, headDim: Int, scale: Float) {
+    public static func causal(segments: [Segment], nHeads: Int, nKVHeads: Int, headDim: Int, scale: Float) {
         #if arch(x86_64)
         if QuantKernels.useAVX2 {
-            causalAVX2(segments, type: type, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale)
+            causalAVX2(segments, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale)
             return
         }
         #endif
         for s in segments {
-            causal(q: s.q, k: s.k, v: s.v, type: type, out: s.out, nTokens: s.nTokens, startPosition: s.startPosition,
+            causal(q: s.q, k: s.k, v: s.v, type: s.type, out: s.out, nTokens: s.nTokens, startPosition: s.startPosition,
                    nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale)
         }
     }
@@ -75,7 +73,7 @@ public enum Attention {
                               nHeads: Int, nKVHeads: Int, headDim: Int, scale: Float) {
         #if arch(x86_64)
         if QuantKernels.useAVX2 {
-            causalAVX2([Segment(q: q, k: k, v: v, out: out, nTokens: nTokens, startPosition: startPosition)], type: type,
+            causalAVX2([Segment(q: q, k: k, v: v, type: type, out: out, nTokens: nTokens, startPosition: startPosition)],
                        nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale)
             return
         }
@@ -142,7 +140,7 @@ public enum Attention {
     /// it, so each cached K and V row is widened to f32 once per group instead of once per head;
     /// `Ops.softmax` as in the portable path. Per head every score, weight and V update is the
     /// same operation in the same order as one head at a time.
-    static func causalAVX2(_ segments: [Segment], type: KVCacheType, nHeads: Int, nKVHeads: Int, headDim: Int, scale: Float) {
+    static func causalAVX2(_ segments: [Segment], nHeads: Int, nKVHeads: Int, headDim: Int, scale: Float) {
         let group = nHeads / nKVHeads
         let kvStride = nKVHeads * headDim
         let rowStride = segments.lazy.map { $0.startPosition + $0.nTokens }.max() ?? 0  // one score row
@@ -163,7 +161,7 @@ public enum Attention {
             for job in start..<end {
                 while si + 1 < segments.count && firstJob[si + 1] <= job { si += 1 }
                 let seg = segments[si]
-                let q = seg.q, k = seg.k, v = seg.v, out = seg.out, startPosition = seg.startPosition
+                let q = seg.q, k = seg.k, v = seg.v, type = seg.type, out = seg.out, startPosition = seg.startPosition
                 let local = job - firstJob[si]
                 let t = local / nKVHeads, kvh = local % nKVHeads
                 /// Rows `from ..< from + count` of this KV head in `cache` (K or V) as f32: the

@@ -90,9 +90,9 @@ struct AttentionTests {
             vs[i].withUnsafeBytes { p.v.copyMemory(from: $0.baseAddress!, byteCount: vs[i].count) }
         }
         let parts = zip(shapes, pointers).map { shape, p in
-            Attention.Segment(q: p.q, k: p.k, v: p.v, out: p.batch, nTokens: shape.0, startPosition: shape.1)
+            Attention.Segment(q: p.q, k: p.k, v: p.v, type: type, out: p.batch, nTokens: shape.0, startPosition: shape.1)
         }
-        Attention.causal(segments: parts, type: type, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale)
+        Attention.causal(segments: parts, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale)
         for (i, (n, start)) in shapes.enumerated() {
             let p = pointers[i]
             Attention.causal(q: p.q, k: p.k, v: p.v, type: type, out: p.alone, nTokens: n, startPosition: start,

@@ -215,16 +215,13 @@ extension AttentionBlock {
             seg.cache.store(layer: layer, start: seg.start, n: seg.count,
                             k: k.pointer + seg.offset * kvWidth, v: v.pointer + seg.offset * kvWidth)
         }
-        // Every sequence's attention in one parallel region per cache element type (one, in practice).
-        for type in KVCacheType.allCases {
-            let parts = segments.filter { $0.cache.type == type }.map { seg in
-                Attention.Segment(q: q.pointer + seg.offset * qWidth, k: seg.cache.keys[layer], v: seg.cache.values[layer],
-                                  out: attn.pointer + seg.offset * qWidth, nTokens: seg.count, startPosition: seg.start)
-            }
-            guard !parts.isEmpty else { continue }
-            Attention.causal(segments: parts, type: type, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim,
-                             scale: 1 / Float(headDim).squareRoot())
+        // Every sequence's attention in one parallel region.
+        let parts = segments.map { seg in
+            Attention.Segment(q: q.pointer + seg.offset * qWidth, k: seg.cache.keys[layer], v: seg.cache.values[layer],
+                              type: seg.cache.type, out: attn.pointer + seg.offset * qWidth, nTokens: seg.count,
+                              startPosition: seg.start)
         }
+        Attention.causal(segments: parts, nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: 1 / Float(headDim).squareRoot())
         if let gate { Ops.mulSigmoid(attn.pointer, gate: gate.pointer, count: n * qWidth) }
         wo.matmul(attn.pointer, nTokens: n, into: out)
     }
