@@ -88,8 +88,16 @@ final class WorkerPool: @unchecked Sendable {
 
     /// Most chunks in one region (the ticket's 16-bit fields).
     static let maxChunks = 0xFFFF
-    /// Pause iterations a worker spins before sleeping (about a millisecond).
-    private static let spinLimit = 1 << 14
+    /// Nanoseconds a worker spins on the generation counter before sleeping (default 1 ms;
+    /// `SPARROW_SPIN_US` overrides it in microseconds). Between a decode step's regions the
+    /// caller runs serial work (quantizing activations, norms, sampling between steps) for tens
+    /// to hundreds of microseconds; a worker asleep by then costs a futex wake and the
+    /// scheduler's latency to restart, so it spins through those gaps. An idle pool sleeps
+    /// after one spin period.
+    static let spinNanoseconds: UInt64 = {
+        if let v = getenv("SPARROW_SPIN_US"), let n = UInt64(String(cString: v)) { return n * 1000 }
+        return 1_000_000
+    }()
 
     private init() {
         pthread_mutex_init(mutex, nil)
@@ -161,10 +169,16 @@ final class WorkerPool: @unchecked Sendable {
         while true {
             // Wait for the next region: spin, then sleep.
             var spins = 0
+            var spinStart: UInt64 = 0
             var current = generation.load(ordering: .acquiring)
             while current == seen {
                 spins += 1
-                if spins < WorkerPool.spinLimit {
+                // The clock is read every 256 spins (a spin is about a nanosecond).
+                if spins & 255 != 0 {
+                    cpuRelax()
+                } else if spinStart == 0 {
+                    spinStart = monotonicNanoseconds()
+                } else if monotonicNanoseconds() - spinStart < WorkerPool.spinNanoseconds {
                     cpuRelax()
                 } else {
                     pthread_mutex_lock(mutex)
@@ -175,6 +189,7 @@ final class WorkerPool: @unchecked Sendable {
                     sleepers.subtract(1, ordering: .relaxed)
                     pthread_mutex_unlock(mutex)
                     spins = 0
+                    spinStart = 0
                 }
                 current = generation.load(ordering: .acquiring)
             }
@@ -194,6 +209,14 @@ private final class WorkerStart {
 /// no-op keeps the loop from being optimised into a busy re-read without a memory access.)
 @inline(never)
 private func cpuRelax() {}
+
+/// CLOCK_MONOTONIC in nanoseconds (a vDSO call, no system call).
+@inline(__always)
+private func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
 
 /// Processor count without importing Foundation into kernels.
 enum ProcessInfoCount {
