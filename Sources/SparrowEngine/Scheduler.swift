@@ -1,4 +1,5 @@
 import Foundation
+import SparrowKernels
 import SparrowModels
 import SparrowSampling
 import SparrowTokenizer
@@ -151,6 +152,9 @@ public final class Scheduler: @unchecked Sendable {
             publishActiveCount()
             guard !active.isEmpty else { continue }
             step()
+            // Sampling is done and the tokens are out: the HTTP side now needs the cores the
+            // workers would spin on until the next step.
+            Parallel.rest()
             active.removeAll { $0.done }
             publishActiveCount()
         }

@@ -53,6 +53,12 @@ public enum Parallel {
             if !ran { body(0, count) }
         }
     }
+
+    /// Lets the workers sleep now instead of spinning for the next region: call it when the
+    /// caller is about to do work of its own that outlasts a spin (a server sampling and
+    /// streaming between forward steps), so the spinning core is free for that work. The next
+    /// region wakes them (one futex wake).
+    public static func rest() { WorkerPool.shared.rest() }
 }
 
 /// Persistent worker threads for `Parallel.forRanges`. One region runs at a time; the caller
@@ -77,6 +83,8 @@ final class WorkerPool: @unchecked Sendable {
     private let sleepers = Atomic<Int>(0)
     /// Held by the thread running a region; a second caller runs its loop serially.
     private let busy = Atomic<Bool>(false)
+    /// Set by `rest()`: spinning workers go to sleep at once. Cleared when a region starts.
+    private let resting = Atomic<Bool>(false)
 
     /// The current region's job, written by the caller before the region's ticket is published
     /// and read by a worker only after it has claimed a chunk of that region.
@@ -111,6 +119,7 @@ final class WorkerPool: @unchecked Sendable {
         guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
         defer { busy.store(false, ordering: .releasing) }
         ensureWorkers(threads - 1)
+        resting.store(false, ordering: .relaxed)
         withoutActuallyEscaping(chunk) { chunk in
             job = chunk
             let region = generation.load(ordering: .relaxed) &+ 1
@@ -129,6 +138,10 @@ final class WorkerPool: @unchecked Sendable {
             job = nil
         }
         return true
+    }
+
+    func rest() {
+        resting.store(true, ordering: .relaxed)
     }
 
     /// Claims and runs chunks of `region` until none are left or a newer region has begun.
@@ -178,7 +191,7 @@ final class WorkerPool: @unchecked Sendable {
                     cpuRelax()
                 } else if spinStart == 0 {
                     spinStart = monotonicNanoseconds()
-                } else if monotonicNanoseconds() - spinStart < WorkerPool.spinNanoseconds {
+                } else if monotonicNanoseconds() - spinStart < WorkerPool.spinNanoseconds && !resting.load(ordering: .relaxed) {
                     cpuRelax()
                 } else {
                     pthread_mutex_lock(mutex)

@@ -69,6 +69,10 @@ public enum QuantKernels {
     public static func quantizeActivations(_ x: UnsafePointer<Float>, count: Int, for weight: GGMLType, into dst: UnsafeMutableRawPointer) {
         guard weight.isSupported else { return }
         #if arch(x86_64)
+        if useAVX2, activationType(for: weight) == .q8_K {
+            AVX2Dot.quantizeQ8_K(x, count: count, into: dst)
+            return
+        }
         if useAVX2, activationRounding == .x86SIMD {
             switch activationType(for: weight) {
             case .q8_0: AVX2Dot.quantizeQ8_0(x, count: count, into: dst); return

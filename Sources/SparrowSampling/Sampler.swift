@@ -143,13 +143,26 @@ public struct Sampler: Sendable {
 
     /// Index of the largest logit (the first one on ties, as llama.cpp's greedy sampler).
     public static func argmax(_ logits: [Float]) -> Int32 {
-        var best = 0
-        var bestValue = -Float.infinity
-        for (i, v) in logits.enumerated() where v > bestValue {
-            best = i
-            bestValue = v
+        // The largest value eight lanes at a time (NaN never replaces a lane), then its first
+        // index: the same token as a scalar scan keeping the first strict maximum, in a
+        // fraction of the time on a 150k vocabulary.
+        logits.withUnsafeBufferPointer { p -> Int32 in
+            let n = p.count
+            var lanes = SIMD8<Float>(repeating: -.infinity)
+            var i = 0
+            while i + 8 <= n {
+                let v = UnsafeRawPointer(p.baseAddress! + i).loadUnaligned(as: SIMD8<Float>.self)
+                lanes.replace(with: v, where: v .> lanes)
+                i += 8
+            }
+            var best = lanes.max()
+            while i < n {
+                if p[i] > best { best = p[i] }
+                i += 1
+            }
+            guard best > -.infinity else { return 0 }
+            return Int32(p.firstIndex(of: best) ?? 0)
         }
-        return Int32(best)
     }
 }
 

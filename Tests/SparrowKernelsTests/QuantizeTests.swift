@@ -134,4 +134,28 @@ struct QuantizeTests {
             }
         }
     }
+
+    /// The dispatched Q8_K quantizer (AVX2 on CPUs that have it) writes exactly the bytes of
+    /// the scalar port of `quantize_row_q8_K_ref`: zero, tiny and huge blocks, .5 ties, the
+    /// largest magnitude reached by several values of either sign (the first one sets iscale).
+    @Test("dispatched Q8_K activations equal the scalar quantizer byte for byte", arguments: [1, 2, 3, 7])
+    func dispatchedQ8KMatchesScalar(_ blocks256: Int) {
+        var rng = SplitMix64(seed: 977 &+ UInt64(blocks256))
+        var x = awkwardActivations(blocksOf32: 8 * blocks256, rng: &rng)
+        if blocks256 > 1 {
+            // Block 1: ±5 tie for the largest magnitude, negative first; values on .5 steps.
+            for j in 256..<512 { x[j] = Float(Int.random(in: -9...9, using: &rng)) * 0.5 }
+            x[300] = -5; x[301] = 5; x[400] = 5
+        }
+        if blocks256 > 2 { for j in 512..<768 { x[j] = 0 } }
+        let n = x.count
+        let dispatched = quantize(x, bytes: n / 256 * 292) { QuantKernels.quantizeActivations($0, count: n, for: .q4_K, into: $1) }
+        let scalar = quantize(x, bytes: n / 256 * 292) { QuantKernels.quantizeRowQ8_K($0, count: n, into: $1) }
+        #expect(dispatched == scalar, "blocks=\(blocks256)")
+        if blocks256 > 1 {
+            // −5 came first: iscale = −127 / −5, so −5 → −127 and 5 → 127.
+            #expect(Int8(bitPattern: dispatched[292 + 4 + 300 - 256]) == -127)
+            #expect(Int8(bitPattern: dispatched[292 + 4 + 301 - 256]) == 127)
+        }
+    }
 }

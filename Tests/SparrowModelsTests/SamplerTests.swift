@@ -10,6 +10,29 @@ struct SamplerTests {
         #expect(s.sample([0.1, 3, 3, -1]) == 1)
     }
 
+    @Test("argmax is the first strict maximum of a scalar scan: ties, NaN, -inf, odd lengths")
+    func argmaxMatchesScan() {
+        func scan(_ l: [Float]) -> Int32 {
+            var best = 0, value = -Float.infinity
+            for (i, v) in l.enumerated() where v > value { best = i; value = v }
+            return Int32(best)
+        }
+        var g = SystemRandomNumberGenerator()
+        for n in [1, 7, 8, 9, 17, 64, 151_936] {
+            for trial in 0..<6 {
+                // Few distinct values, so the maximum is often tied, and its copies land in
+                // both the vector part and the tail.
+                var l = (0..<n).map { _ in Float(Int.random(in: -3...3, using: &g)) }
+                if trial == 1 { l[Int.random(in: 0..<n, using: &g)] = .nan }
+                if trial == 2 { l = [Float](repeating: -.infinity, count: n) }
+                if trial == 3 { l = [Float](repeating: .nan, count: n); l[n - 1] = -1 }
+                if trial == 4 { l[n - 1] = 100 }
+                if trial == 5 { l[0] = -0.0; for i in 1..<n { l[i] = i % 2 == 0 ? 0 : -1 } }
+                #expect(Sampler.argmax(l) == scan(l), "n=\(n) trial \(trial)")
+            }
+        }
+    }
+
     @Test("logit bias can ban and force tokens")
     func bias() {
         var p = SamplingParameters.greedy
