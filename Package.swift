@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "SparrowModels", dependencies: ["SparrowFormats", "SparrowKernels"], swiftSettings: optimize),
         .target(
             name: "SparrowEngine",
-            dependencies: ["SparrowFormats", "SparrowKernels", "SparrowTokenizer", "SparrowSampling", "SparrowModels"],
+            dependencies: ["SparrowFormats", "SparrowKernels", "SparrowTokenizer", "SparrowSampling", "SparrowModels", "SparrowCSupport"],
             swiftSettings: optimize),
         // The OpenAI protocol (request validation, reply assembly, output parsing) apart from the
         // HTTP transport, so its tests build without Hummingbird and SwiftNIO.

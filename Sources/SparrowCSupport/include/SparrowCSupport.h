@@ -1,9 +1,28 @@
 // What Swift cannot emit itself: a software prefetch (`__builtin_prefetch` and `_mm_prefetch`
-// are compiler builtins/macros, which Swift's Clang importer does not expose) and the F16C
-// float → half conversion (`_mm256_cvtps_ph` takes an immediate, so it is a macro too).
+// are compiler builtins/macros, which Swift's Clang importer does not expose), the F16C
+// float → half conversion (`_mm256_cvtps_ph` takes an immediate, so it is a macro too), and
+// glibc's `mallopt` (Swift's Glibc module does not import <malloc.h>).
 // Static inline, so calls from Swift inline to the instructions themselves.
 #ifndef SPARROW_C_SUPPORT_H
 #define SPARROW_C_SUPPORT_H
+
+#include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+/// glibc: allocations up to `mmapThreshold` bytes come from the heap, and up to `trimThreshold`
+/// free bytes stay there when buffers are freed, so a forward step's activation buffers (MiBs
+/// each, allocated and freed every step) reuse heap pages instead of being mapped, zero-filled
+/// by page faults and unmapped again each time. Returns 0 where there is no glibc.
+static inline int sparrow_keep_freed_memory(int mmapThreshold, int trimThreshold) {
+#if defined(__GLIBC__)
+    return mallopt(M_MMAP_THRESHOLD, mmapThreshold) && mallopt(M_TRIM_THRESHOLD, trimThreshold);
+#else
+    (void)mmapThreshold; (void)trimThreshold;
+    return 0;
+#endif
+}
 
 static inline __attribute__((always_inline)) void sparrow_prefetch(const void *p) {
     __builtin_prefetch(p, 0, 3);
