@@ -15,16 +15,19 @@ public enum Ops {
     /// - x: [rows, n] f32 (read), out: [rows, n] f32 (may alias x), weight: [n] f32
     public static func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>,
                                rows: Int, n: Int, eps: Float) {
-        for r in 0..<rows {
-            let xr = x + r * n, yr = out + r * n
-            var sum = 0.0
-            for i in 0..<n { sum += Double(xr[i] * xr[i]) }
-            let mean = Float(sum / Double(n))
-            let scale = 1 / sqrtf(mean + eps)
-            if let weight {
-                for i in 0..<n { yr[i] = (xr[i] * scale) * weight[i] }
-            } else {
-                for i in 0..<n { yr[i] = xr[i] * scale }
+        // Rows split across the workers when there are enough of them (a prefill, a batched step).
+        Parallel.forRanges(rows, minPerThread: 4, minChunk: max(1, 8192 / max(n, 1))) { r0, r1 in
+            for r in r0..<r1 {
+                let xr = x + r * n, yr = out + r * n
+                var sum = 0.0
+                for i in 0..<n { sum += Double(xr[i] * xr[i]) }
+                let mean = Float(sum / Double(n))
+                let scale = 1 / sqrtf(mean + eps)
+                if let weight {
+                    for i in 0..<n { yr[i] = (xr[i] * scale) * weight[i] }
+                } else {
+                    for i in 0..<n { yr[i] = xr[i] * scale }
+                }
             }
         }
     }
@@ -45,16 +48,20 @@ public enum Ops {
     /// SwiGLU: gate[i] = silu(gate[i]) * up[i]  (ggml's `swiglu` / `silu` then `mul`). With
     /// AVX2, e^x is the vector polynomial ggml's AVX2 `swiglu` uses, bit for bit (within a few
     /// ulp of `expf`); elsewhere `expf`.
+    /// Element-wise, so the split across workers (above 16k elements, in multiples of 64)
+    /// does not change any result.
     public static func siluMul(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
-        #if arch(x86_64)
-        if QuantKernels.useAVX2 {
-            AVX2Vector.siluMul(gate: gate, up: up, count: count)
-            return
-        }
-        #endif
-        for i in 0..<count {
-            let g = gate[i]
-            gate[i] = g / (1 + expf(-g)) * up[i]
+        Parallel.forRanges(count, granularity: 64, minPerThread: 8192, minChunk: 4096) { i0, i1 in
+            #if arch(x86_64)
+            if QuantKernels.useAVX2 {
+                AVX2Vector.siluMul(gate: gate + i0, up: up + i0, count: i1 - i0)
+                return
+            }
+            #endif
+            for i in i0..<i1 {
+                let g = gate[i]
+                gate[i] = g / (1 + expf(-g)) * up[i]
+            }
         }
     }
 

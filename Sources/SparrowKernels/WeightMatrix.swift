@@ -253,14 +253,19 @@ struct Activations: @unchecked Sendable {
     let scaleStride: Int
     var kSums: UnsafeMutablePointer<Float>? = nil
     var kSumStride = 0
-    /// Q8_0 with `blockSums`: Σ of each block's 32 quants, `cols / 32` per token (for the
-    /// interleaved Q5_0 kernel's −16·Σa term).
+    /// Q8_0 with `blockSums`: −16 · Σ of each block's 32 quants, `cols / 32` per token (the
+    /// interleaved Q5_0 kernel's offset term).
     var blockSums: UnsafeMutablePointer<Int32>? = nil
     init(_ x: UnsafePointer<Float>, cols: Int, nTokens: Int, for weight: GGMLType, blockSums wantSums: Bool = false) {
         rowBytes = QuantKernels.activationRowBytes(for: weight, count: cols)
         buffer = UnsafeMutableRawPointer.allocate(byteCount: max(rowBytes * nTokens, 1), alignment: 64)
-        for t in 0..<nTokens {
-            QuantKernels.quantizeActivations(x + t * cols, count: cols, for: weight, into: buffer + t * rowBytes)
+        let (buffer, rowBytes) = (buffer, rowBytes)
+        // Tokens split across the workers for a prefill (a decode step's few tokens take less
+        // than a region's start-up).
+        Parallel.forRanges(nTokens, minPerThread: 8) { t0, t1 in
+            for t in t0..<t1 {
+                QuantKernels.quantizeActivations(x + t * cols, count: cols, for: weight, into: buffer + t * rowBytes)
+            }
         }
         #if arch(x86_64)
         let format = QuantKernels.activationType(for: weight)

@@ -12,8 +12,8 @@
 //     vector k (k = 0..7) holds quants 4k..4k+3 of each row, row r in bytes 4r..4r+3;
 //     nibble chunk c holds vector c in its low nibbles and vector c+4 in its high nibbles;
 //     bit k of high-bit byte 4r+j is bit 4 of row r's quant 4k+j. Quants stay unsigned
-//     (0…31, value q − 16), so `vpmaddubsw` takes them directly and −16·Σa is subtracted as
-//     an integer, Σa being the activation block's quant sum.
+//     (0…31, value q − 16), so `vpmaddubsw` takes them directly and −16·Σa is added as an
+//     integer, Σa being the activation block's quant sum (precomputed per token, `q8_0Sums`).
 //   Q8_0 (272 bytes = 8 × 34): d[8] f16 | 8 × 32 bytes, vector k as above, signed.
 //
 // Per row and block the integer sum is exact, and each row accumulates
@@ -50,7 +50,7 @@ public enum AVX2Interleaved {
     /// and tokens 0..<nTokens.
     /// - act: Q8_0 activation blocks (34 bytes: f16 d, 32 × i8), `actRowBytes` apart per token
     /// - scales: f32 activation scales, `scales[t·scaleStride + 2b]` = token t's block b d
-    /// - sums: Σ of each activation block's quants (Q5_0 only), `sums[t·sumStride + b]`
+    /// - sums: −16·Σ of each activation block's quants (Q5_0 only, `q8_0Sums`), `sums[t·sumStride + b]`
     public static func matmul(_ type: InterleavedType, _ w: UnsafeRawPointer, groups: Int, blocks: Int,
                               act: UnsafeRawPointer, actRowBytes: Int, scales: UnsafePointer<Float>, scaleStride: Int,
                               sums: UnsafePointer<Int32>?, sumStride: Int,
@@ -116,7 +116,7 @@ public enum AVX2Interleaved {
                     _mm256_add_epi16(_mm256_maddubs_epi16(q4, broadcast4(a + 16)), _mm256_maddubs_epi16(q5, broadcast4(a + 20))),
                     _mm256_add_epi16(_mm256_maddubs_epi16(q6, broadcast4(a + 24)), _mm256_maddubs_epi16(q7, broadcast4(a + 28))))
                 var i = _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones))
-                i = _mm256_sub_epi32(i, _mm256_set1_epi32(sum.pointee &<< 4))
+                i = _mm256_add_epi32(i, _mm256_set1_epi32(sum.pointee))
                 acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(d, _mm256_set1_ps(s.pointee)), acc[t])
                 a += actRowBytes
                 s += scaleStride
@@ -155,12 +155,14 @@ public enum AVX2Interleaved {
         }
     }
 
-    /// Σ of each Q8_0 activation block's 32 quants: sums[b] for blocks 0..<blocks.
+    /// −16 · Σ of each Q8_0 activation block's 32 quants (the Q5_0 kernel's offset term, ready
+    /// to add: a broadcast load instead of a shift and a move per token and block): sums[b]
+    /// for blocks 0..<blocks.
     public static func q8_0Sums(_ act: UnsafeRawPointer, blocks: Int, into sums: UnsafeMutablePointer<Int32>) {
         let ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1)
         for b in 0..<blocks {
             let v = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, load(act + b * 34 + 2)), ones16)
-            sums[b] = unsafeBitCast(v, to: SIMD8<Int32>.self).wrappedSum()
+            sums[b] = 0 &- (unsafeBitCast(v, to: SIMD8<Int32>.self).wrappedSum() &<< 4)
         }
     }
 }
