@@ -72,6 +72,30 @@ struct MatmulTests {
         }
     }
 
+    /// K-quant tiles unpack a row once for up to eight tokens; each token's result must still be
+    /// the one-token kernel's, bit for bit, whatever the token count and its split into tiles.
+    @Test("K-quant rows give each token the one-token result bit for bit", arguments: [GGMLType.q4_K, .q6_K])
+    func kQuantTokenCountInvariant(_ type: GGMLType) throws {
+        var rng = SplitMix64(seed: UInt64(type.rawValue) &* 31)
+        let rows = 6, cols = 3 * 256
+        let bytes = (0..<rows).flatMap { _ in randomRow(type, count: cols, rng: &rng) }
+        let storage = TestBytes(bytes)
+        let m = try WeightMatrix(name: "w", type: type, rows: rows, cols: cols, data: UnsafeRawPointer(storage.pointer), owner: storage)
+        for nTokens in [4, 5, 8, 9, 16, 19] {
+            var x: [Float] = []
+            for _ in 0..<nTokens { x += randomActivations(count: cols, rng: &rng) }
+            var all = [Float](repeating: .nan, count: rows * nTokens)
+            x.withUnsafeBufferPointer { xp in all.withUnsafeMutableBufferPointer { m.matmul(xp.baseAddress!, nTokens: nTokens, into: $0.baseAddress!) } }
+            for t in 0..<nTokens {
+                var one = [Float](repeating: .nan, count: rows)
+                x.withUnsafeBufferPointer { xp in one.withUnsafeMutableBufferPointer { m.matmul(xp.baseAddress! + t * cols, nTokens: 1, into: $0.baseAddress!) } }
+                for r in 0..<rows {
+                    #expect(all[t * rows + r].bitPattern == one[r].bitPattern, "\(type) tokens=\(nTokens) [t=\(t), r=\(r)]")
+                }
+            }
+        }
+    }
+
     /// One call with several matrices of different types sharing activation formats (as
     /// Qwen2.5-0.5B's Q5_0 q/k with a Q8_0 v): each matrix uses its own kernel.
     @Test("several matrices of mixed types in one call")
