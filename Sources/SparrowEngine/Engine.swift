@@ -67,8 +67,9 @@ public final class Engine: @unchecked Sendable {
     /// 64 MiB come from the heap and up to 256 MiB of freed memory stays there
     /// (`sparrow_keep_freed_memory`). glibc's defaults map each buffer over 128 KiB afresh
     /// until its adaptive threshold catches up, so the first eight-sequence request on a new
-    /// server took 47k page faults where it now takes 5k (Qwen2.5-Coder-0.5B), and repacking
-    /// at load 70k fewer.
+    /// server took 47k page faults where it now takes 5k (Qwen2.5-Coder-0.5B), and a whole
+    /// `sparrow bench` run (mostly the load's repacking) 139k → 100k. Read once, in `init`,
+    /// before anything is loaded.
     static let allocatorConfigured: Bool = sparrow_keep_freed_memory(64 << 20, 256 << 20) != 0
 
     /// A fresh sequence (its own KV cache).
