@@ -174,44 +174,33 @@ public struct WeightMatrix: @unchecked Sendable {
                              nTokens: nTokens, blocks: cols / 32, y: y + from, yStride: rows)
             return
         }
-        if nTokens >= 4, QuantKernels.useAVX2, type == .q6_K || (type == .q4_K && act.kSums != nil) {
-            // Prefill: each K-quant row is unpacked once per four tokens, in tiles of 4 rows × a
-            // chunk of tokens (as AVX2Tiles.block: rows stay in L1, the chunk's activations in L2).
-            let t4 = nTokens & ~3, blocks = cols / 256, ab = act.rowBytes
-            let chunk = max(4, min(t4, (196_608 / ab) & ~3))
-            // Q4_K: the tile's rows' scales unpacked once (AVX2Dot.q4_KPrepare), 4 rows.
-            let preBytes = blocks * AVX2Dot.q4_KPreparedBytes
-            let pre = UnsafeMutableRawPointer.allocate(byteCount: type == .q4_K ? 4 * preBytes : 0, alignment: 64)
-            defer { pre.deallocate() }
+        if nTokens >= 2, QuantKernels.useAVX2, type == .q4_K || type == .q6_K {
+            // Batched decode and prefill: groups of 8 rows transposed on the fly
+            // (AVX2KGroups), each superblock unpacked once per chunk of tokens whose
+            // activations (≤ 192 KB) stay in L2; leftover rows one by one, same arithmetic.
+            let blocks = cols / 256, ab = act.rowBytes
+            let chunk = max(1, min(nTokens, 196_608 / ab))
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: AVX2Dot.kGroupScratchBytes(nTokens: chunk), alignment: 64)
+            defer { scratch.deallocate() }
+            let groupsEnd = from + (to - from) / 8 * 8
             var t0 = 0
-            while t0 < t4 {
-                let t1 = min(t4, t0 + chunk)
-                var r0 = from
-                while r0 < to {
-                    let r1 = min(to, r0 + 4)
+            while t0 < nTokens {
+                let n = min(chunk, nTokens - t0)
+                var r = from
+                while r < groupsEnd {
                     if type == .q4_K {
-                        for r in r0..<r1 { AVX2Dot.q4_KPrepare(data + r * rowBytes, blocks: blocks, into: pre + (r - r0) * preBytes) }
+                        AVX2Dot.q4_KGroup8(data + r * rowBytes, rowBytes: rowBytes, blocks: blocks, act: act.buffer + t0 * ab,
+                                           actRowBytes: ab, nTokens: n, scratch: scratch, y: y + t0 * rows + r, yStride: rows)
+                    } else {
+                        AVX2Dot.q6_KGroup8(data + r * rowBytes, rowBytes: rowBytes, blocks: blocks, act: act.buffer + t0 * ab,
+                                           actRowBytes: ab, nTokens: n, scratch: scratch, y: y + t0 * rows + r, yStride: rows)
                     }
-                    var t = t0
-                    while t < t1 {
-                        for r in r0..<r1 {
-                            let row = data + r * rowBytes, a = act.buffer + t * ab, out = y + t * rows + r
-                            if type == .q4_K, let sums = act.kSums {
-                                AVX2Dot.q4_KTokens4(pre + (r - r0) * preBytes, row, a, actRowBytes: ab,
-                                                    kSums: sums + t * act.kSumStride, kSumStride: act.kSumStride,
-                                                    blocks: blocks, out: out, outStride: rows)
-                            } else {
-                                AVX2Dot.q6_KTokens4(row, a, actRowBytes: ab, blocks: blocks, out: out, outStride: rows)
-                            }
-                        }
-                        t += 4
-                    }
-                    r0 = r1
+                    r += 8
                 }
-                t0 = t1
+                t0 += n
             }
-            for t in t4..<nTokens {
-                for r in from..<to {
+            for r in groupsEnd..<to {
+                for t in 0..<nTokens {
                     y[t * rows + r] = QuantKernels.dot(type, row: data + r * rowBytes, activations: act.buffer + t * ab, count: cols)
                 }
             }
@@ -244,15 +233,12 @@ public struct WeightMatrix: @unchecked Sendable {
 
 /// Activations quantized for one activation format: [nTokens] rows of `rowBytes`, plus, for
 /// Q8_0/Q8_1 when the AVX2 tile kernels are in use, the block scales as f32 (d, s) pairs,
-/// `scaleStride` floats per token; for Q8_K in an AVX2 prefill (4+ tokens), each token's
-/// scaled sums per 32 values (`AVX2Dot.q8_KSums`), `kSumStride` floats per token.
+/// `scaleStride` floats per token.
 struct Activations: @unchecked Sendable {
     let buffer: UnsafeMutableRawPointer
     let rowBytes: Int
     let scales: UnsafeMutablePointer<Float>?
     let scaleStride: Int
-    var kSums: UnsafeMutablePointer<Float>? = nil
-    var kSumStride = 0
     /// Q8_0 with `blockSums`: −16 · Σ of each block's 32 quants, `cols / 32` per token (the
     /// interleaved Q5_0 kernel's offset term).
     var blockSums: UnsafeMutablePointer<Int32>? = nil
@@ -269,13 +255,6 @@ struct Activations: @unchecked Sendable {
         }
         #if arch(x86_64)
         let format = QuantKernels.activationType(for: weight)
-        if QuantKernels.useAVX2, format == .q8_K, nTokens >= 4 {
-            let blocks = cols / 256
-            kSumStride = 8 * blocks
-            let sums = UnsafeMutablePointer<Float>.allocate(capacity: max(kSumStride * nTokens, 1))
-            for t in 0..<nTokens { AVX2Dot.q8_KSums(buffer + t * rowBytes, blocks: blocks, into: sums + t * kSumStride) }
-            kSums = sums
-        }
         if QuantKernels.useAVX2, format == .q8_0, wantSums {
             let blocks = cols / 32
             let sums = UnsafeMutablePointer<Int32>.allocate(capacity: max(blocks * nTokens, 1))
@@ -310,7 +289,6 @@ struct Activations: @unchecked Sendable {
     func deallocate() {
         buffer.deallocate()
         scales?.deallocate()
-        kSums?.deallocate()
         blockSums?.deallocate()
     }
 }

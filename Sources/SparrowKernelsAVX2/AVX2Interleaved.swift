@@ -16,6 +16,10 @@
 //     integer, Σa being the activation block's quant sum (precomputed per token, `q8_0Sums`).
 //   Q8_0 (272 bytes = 8 × 34): d[8] f16 | 8 × 32 bytes, vector k as above, signed.
 //
+// Weights are prefetched `AVX2Tiles.prefetchDistance` bytes ahead: the groups stream in address
+// order, but the hardware prefetcher alone left one-token decode ~10% slower (10 alternating
+// pairs, Qwen2.5-Coder-0.5B: 9 wins, median +14%).
+//
 // Per row and block the integer sum is exact, and each row accumulates
 // `acc = fma(Float(sum), d_w · d_a, acc)` block after block, so a row's result does not depend
 // on how many tokens a call computes (decode, batched decode and prefill agree bit for bit).
@@ -94,6 +98,7 @@ public enum AVX2Interleaved {
         let low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10), ones = _mm256_set1_epi16(1)
         for b in 0..<blocks {
             let gb = wg + b * 176
+            AVX2Dot.prefetchAhead(gb, bytes: 176)
             let d = scales8(gb)
             let c0 = load(gb + 16), c1 = load(gb + 48), c2 = load(gb + 80), c3 = load(gb + 112), h = load(gb + 144)
             let q0 = _mm256_or_si256(_mm256_and_si256(c0, low4), _mm256_and_si256(_mm256_slli_epi16(h, 4), bit4))
@@ -132,6 +137,7 @@ public enum AVX2Interleaved {
         let ones = _mm256_set1_epi16(1)
         for b in 0..<blocks {
             let gb = wg + b * 272
+            AVX2Dot.prefetchAhead(gb, bytes: 272)
             let d = scales8(gb)
             let q = gb + 16
             // |q| once per block; the activations take q's signs per token (ggml's sign trick).

@@ -72,16 +72,17 @@ struct MatmulTests {
         }
     }
 
-    /// K-quant tiles unpack a row once for up to eight tokens; each token's result must still be
-    /// the one-token kernel's, bit for bit, whatever the token count and its split into tiles.
+    /// K-quant rows go eight at a time for two or more tokens (AVX2KGroups), leftover rows one
+    /// by one; each token's result must still be the one-token kernel's, bit for bit, whatever
+    /// the token count.
     @Test("K-quant rows give each token the one-token result bit for bit", arguments: [GGMLType.q4_K, .q6_K])
     func kQuantTokenCountInvariant(_ type: GGMLType) throws {
         var rng = SplitMix64(seed: UInt64(type.rawValue) &* 31)
-        let rows = 6, cols = 3 * 256
+        let rows = 21, cols = 3 * 256
         let bytes = (0..<rows).flatMap { _ in randomRow(type, count: cols, rng: &rng) }
         let storage = TestBytes(bytes)
         let m = try WeightMatrix(name: "w", type: type, rows: rows, cols: cols, data: UnsafeRawPointer(storage.pointer), owner: storage)
-        for nTokens in [4, 5, 8, 9, 16, 19] {
+        for nTokens in [2, 3, 4, 5, 8, 9, 16, 19] {
             var x: [Float] = []
             for _ in 0..<nTokens { x += randomActivations(count: cols, rng: &rng) }
             var all = [Float](repeating: .nan, count: rows * nTokens)
@@ -91,6 +92,38 @@ struct MatmulTests {
                 x.withUnsafeBufferPointer { xp in one.withUnsafeMutableBufferPointer { m.matmul(xp.baseAddress! + t * cols, nTokens: 1, into: $0.baseAddress!) } }
                 for r in 0..<rows {
                     #expect(all[t * rows + r].bitPattern == one[r].bitPattern, "\(type) tokens=\(nTokens) [t=\(t), r=\(r)]")
+                }
+            }
+        }
+    }
+
+    /// The largest integer sums the K-quant kernels can meet (every quant and scale at its
+    /// extreme, activations all of one sign or alternating) must not overflow their 16-bit
+    /// partial sums: eight rows and two tokens (the group kernel) against the generic dot.
+    @Test("K-quant extremes do not overflow", arguments: [GGMLType.q4_K, .q6_K])
+    func kQuantExtremes(_ type: GGMLType) throws {
+        let cols = 2 * 256, rows = 8
+        var row = [UInt8](repeating: 0xFF, count: 2 * type.typeSize)
+        for b in 0..<2 {
+            let base = b * type.typeSize
+            if type == .q4_K {
+                row[base] = 0x00; row[base + 1] = 0x3C      // d = 1
+                row[base + 2] = 0x00; row[base + 3] = 0x3C  // dmin = 1 (scales and mins all 63)
+            } else {
+                for k in 0..<16 { row[base + 192 + k] = b == 0 ? 0x7F : 0x80 }  // scales 127, then −128
+                row[base + 208] = 0x00; row[base + 209] = 0x3C
+            }
+        }
+        let storage = TestBytes(Array((0..<rows).map { _ in row }.joined()))
+        let m = try WeightMatrix(name: "w", type: type, rows: rows, cols: cols, data: UnsafeRawPointer(storage.pointer), owner: storage)
+        for sign: Float in [1, -1] {
+            let x = (0..<2 * cols).map { i in i < cols ? 4 * sign : (i % 2 == 0 ? 4 : -4) }
+            var y = [Float](repeating: .nan, count: rows * 2)
+            x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { m.matmul(xp.baseAddress!, nTokens: 2, into: $0.baseAddress!) } }
+            for t in 0..<2 {
+                let want = kernelDotGeneric(type, row, quantizedActivations(Array(x[t * cols..<(t + 1) * cols]), for: type), count: cols)
+                for r in 0..<rows {
+                    #expect(abs(y[t * rows + r] - want) <= 1e-5 * max(1, abs(want)), "\(type) sign=\(sign) t=\(t) r=\(r): \(y[t * rows + r]) vs \(want)")
                 }
             }
         }

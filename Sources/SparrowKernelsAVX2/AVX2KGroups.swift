@@ -1,0 +1,225 @@
+// AVX2 kernels for Q4_K and Q6_K weights against two or more tokens (batched decode,
+// prefill). Eight rows, read in place in the ggml layout, are transposed on the fly so that
+// each 32-bit lane holds one row's four consecutive quants — `AVX2Interleaved`'s layout,
+// without repacking the weights. A superblock's 8 × 256 quants are unpacked once into L1 and
+// used by every token; per 32 values the integer products of all eight rows land in one
+// vector, so the sub-block scale product (`vpmaddwd`), the f32 conversion and the FMAs run
+// once per eight rows instead of once per row, and nothing is summed horizontally.
+//
+// Arithmetic per row and superblock, the same as the one-row kernels `AVX2Dot.q4_KFolded` and
+// `AVX2Dot.q6_K` (so a token's result does not depend on how many tokens share the call):
+//   Q4_K: isum = Σ_s sc_s·Σ q·a and imin = Σ_s m_s·Σ a over the 8 sub-blocks (exact int32);
+//         acc += fma(isum, d·d_a, imin·−(dmin·d_a)) (one add on the accumulator's chain)
+//   Q6_K: isum = Σ_s sc_s·Σ q·a − 32·Σ_s sc_s·Σ a over the 16 sub-blocks (exact int32);
+//         acc = fma(isum, d·d_a, acc)
+// where d_a is the token's Q8_K scale and a its quants.
+
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+
+extension AVX2Dot {
+    typealias V8 = (__m256i, __m256i, __m256i, __m256i, __m256i, __m256i, __m256i, __m256i)
+
+    /// The 32 bytes at `p + r·stride` for r = 0..<8.
+    @inline(__always)
+    static func load8(_ p: UnsafeRawPointer, _ stride: Int) -> V8 {
+        (load256(p), load256(p + stride), load256(p + 2 * stride), load256(p + 3 * stride),
+         load256(p + 4 * stride), load256(p + 5 * stride), load256(p + 6 * stride), load256(p + 7 * stride))
+    }
+
+    /// An 8 × 8 transpose of 32-bit words: lane r of result k = word k of v.r.
+    @inline(__always)
+    static func transpose8(_ v: V8) -> V8 {
+        let t0 = _mm256_unpacklo_epi32(v.0, v.1), t1 = _mm256_unpackhi_epi32(v.0, v.1)
+        let t2 = _mm256_unpacklo_epi32(v.2, v.3), t3 = _mm256_unpackhi_epi32(v.2, v.3)
+        let t4 = _mm256_unpacklo_epi32(v.4, v.5), t5 = _mm256_unpackhi_epi32(v.4, v.5)
+        let t6 = _mm256_unpacklo_epi32(v.6, v.7), t7 = _mm256_unpackhi_epi32(v.6, v.7)
+        let u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2)
+        let u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3)
+        let u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6)
+        let u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7)
+        return (join(lo128(u0), lo128(u4)), join(lo128(u1), lo128(u5)), join(lo128(u2), lo128(u6)), join(lo128(u3), lo128(u7)),
+                join(hi128(u0), hi128(u4)), join(hi128(u1), hi128(u5)), join(hi128(u2), hi128(u6)), join(hi128(u3), hi128(u7)))
+    }
+
+    /// `vpshufb` masks that copy the low (`dupLow`) or high (`dupHigh`) 16 bits of each 32-bit
+    /// lane into both halves: a lane holding (s0, s1) becomes (s0, s0) or (s1, s1).
+    @inline(__always)
+    static var dupLow: __m256i {
+        _mm256_setr_epi32(0x0100_0100, 0x0504_0504, 0x0908_0908, 0x0D0C_0D0C, 0x0100_0100, 0x0504_0504, 0x0908_0908, 0x0D0C_0D0C)
+    }
+    @inline(__always)
+    static var dupHigh: __m256i {
+        _mm256_setr_epi32(0x0302_0302, 0x0706_0706, 0x0B0A_0B0A, 0x0F0E_0F0E, 0x0302_0302, 0x0706_0706, 0x0B0A_0B0A, 0x0F0E_0F0E)
+    }
+
+    /// 32-bit word `k` of `v` in every lane.
+    @inline(__always)
+    static func broadcastWord(_ v: __m128i, _ k: Int) -> __m256i {
+        _mm256_set1_epi32(unsafeBitCast(v, to: SIMD4<Int32>.self)[k])
+    }
+
+    /// The f16 at byte `offset` of each of 8 rows (`stride` apart) as f32 lanes.
+    @inline(__always)
+    static func halves8(_ p: UnsafeRawPointer, _ stride: Int, _ offset: Int) -> __m256 {
+        @inline(__always) func h(_ r: Int) -> Int16 { p.loadUnaligned(fromByteOffset: r * stride + offset, as: Int16.self) }
+        return _mm256_cvtph_ps(_mm_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7)))
+    }
+
+    /// Σ of 8 unsigned × signed byte products of `q.k` and the 4 activation bytes at `a + 4k`
+    /// broadcast, as 16-bit pair sums (the caller bounds them).
+    @inline(__always)
+    static func dot8x4(_ q: UnsafePointer<__m256i>, _ a: UnsafeRawPointer) -> __m256i {
+        @inline(__always) func m(_ k: Int) -> __m256i {
+            _mm256_maddubs_epi16(q[k], _mm256_set1_epi32(a.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self)))
+        }
+        return _mm256_add_epi16(_mm256_add_epi16(_mm256_add_epi16(m(0), m(1)), _mm256_add_epi16(m(2), m(3))),
+                                _mm256_add_epi16(_mm256_add_epi16(m(4), m(5)), _mm256_add_epi16(m(6), m(7))))
+    }
+
+    /// Bytes of scratch memory `q4_KGroup8` and `q6_KGroup8` need for `nTokens` tokens
+    /// (64 unpacked quant vectors, then an integer and a float accumulator per token).
+    public static func kGroupScratchBytes(nTokens: Int) -> Int { 64 * 32 + 64 * nTokens }
+
+    /// Superblocks ahead of the current one that the group kernels prefetch in each row (at the
+    /// end of a row this reaches into the next, and for the last row into the next group).
+    static let kGroupPrefetchBlocks = 2
+
+    /// Eight Q4_K rows (`rowBytes` apart, `blocks` superblocks each) × `nTokens` Q8_K rows
+    /// (`actRowBytes` apart): y[t·yStride + r] for r = 0..<8.
+    /// - scratch: `kGroupScratchBytes(nTokens)` bytes, 32-byte aligned
+    public static func q4_KGroup8(_ x: UnsafeRawPointer, rowBytes: Int, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
+                                  nTokens: Int, scratch: UnsafeMutableRawPointer, y: UnsafeMutablePointer<Float>, yStride: Int) {
+        let q = scratch.bindMemory(to: __m256i.self, capacity: 64 + 2 * nTokens)  // quants: vector k of sub-block s at 8s + k
+        let isum = q + 64
+        let acc = UnsafeMutableRawPointer(isum + nTokens).assumingMemoryBound(to: __m256.self)
+        let m4 = _mm256_set1_epi8(0x0F), sign = _mm256_set1_ps(-0.0)
+        for t in 0..<nTokens { acc[t] = _mm256_setzero_ps() }
+        for i in 0..<blocks {
+            let xb = x + i * 144
+            for r in 0..<8 { prefetchAhead(xb + r * rowBytes + kGroupPrefetchBlocks * 144, bytes: 144) }
+            let d = halves8(xb, rowBytes, 0), dmin = halves8(xb, rowBytes, 2)
+            // Lane r of w.j (j < 4): row r's (scale 2j, scale 2j+1); of w.(4+j): (min 2j, min 2j+1).
+            @inline(__always) func sm(_ r: Int) -> __m256i { kQuantScalesAndMins(xb + r * rowBytes) }
+            let w = transpose8((sm(0), sm(1), sm(2), sm(3), sm(4), sm(5), sm(6), sm(7)))
+            // Chunk j's 32 bytes hold sub-block 2j in the low nibbles, 2j+1 in the high ones.
+            @inline(__always) func unpack(_ j: Int) {
+                let c = transpose8(load8(xb + 16 + 32 * j, rowBytes))
+                let lo = q + 16 * j, hi = lo + 8
+                @inline(__always) func put(_ k: Int, _ v: __m256i) {
+                    lo[k] = _mm256_and_si256(v, m4)
+                    hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)
+                }
+                put(0, c.0); put(1, c.1); put(2, c.2); put(3, c.3); put(4, c.4); put(5, c.5); put(6, c.6); put(7, c.7)
+            }
+            unpack(0); unpack(1); unpack(2); unpack(3)
+            for t in 0..<nTokens { isum[t] = _mm256_setzero_si256() }
+            // |q·a| ≤ 15·127: the 16 products behind each 16-bit lane of dot8x4 stay below 2^15.
+            @inline(__always) func sub(_ s: Int, _ sc: __m256i) {
+                let qs = UnsafePointer(q + 8 * s)
+                var a = act + i * 292 + 4 + 32 * s
+                for t in 0..<nTokens {
+                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(dot8x4(qs, a), sc))
+                    a += actRowBytes
+                }
+            }
+            let lo = dupLow, hi = dupHigh
+            sub(0, _mm256_shuffle_epi8(w.0, lo)); sub(1, _mm256_shuffle_epi8(w.0, hi))
+            sub(2, _mm256_shuffle_epi8(w.1, lo)); sub(3, _mm256_shuffle_epi8(w.1, hi))
+            sub(4, _mm256_shuffle_epi8(w.2, lo)); sub(5, _mm256_shuffle_epi8(w.2, hi))
+            sub(6, _mm256_shuffle_epi8(w.3, lo)); sub(7, _mm256_shuffle_epi8(w.3, hi))
+            var yb = act + i * 292
+            for t in 0..<nTokens {
+                // Σ a per 32 values (bsums are per 16) as (B 2j, B 2j+1) words, times the mins.
+                let bs = load256(yb + 260)
+                let b = _mm_hadd_epi16(lo128(bs), hi128(bs))
+                let imin = _mm256_add_epi32(
+                    _mm256_add_epi32(_mm256_madd_epi16(w.4, broadcastWord(b, 0)), _mm256_madd_epi16(w.5, broadcastWord(b, 1))),
+                    _mm256_add_epi32(_mm256_madd_epi16(w.6, broadcastWord(b, 2)), _mm256_madd_epi16(w.7, broadcastWord(b, 3))))
+                let da = _mm256_broadcast_ss(yb.assumingMemoryBound(to: Float.self))
+                let m = _mm256_mul_ps(_mm256_cvtepi32_ps(imin), _mm256_xor_ps(_mm256_mul_ps(dmin, da), sign))
+                acc[t] = _mm256_add_ps(acc[t], _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, da), m))
+                yb += actRowBytes
+            }
+        }
+        for t in 0..<nTokens { UnsafeMutableRawPointer(y + t * yStride).storeBytes(of: acc[t], as: __m256.self) }
+    }
+
+    /// Eight Q6_K rows (`rowBytes` apart, `blocks` superblocks each) × `nTokens` Q8_K rows
+    /// (`actRowBytes` apart): y[t·yStride + r] for r = 0..<8.
+    /// - scratch: `kGroupScratchBytes(nTokens)` bytes, 32-byte aligned
+    public static func q6_KGroup8(_ x: UnsafeRawPointer, rowBytes: Int, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
+                                  nTokens: Int, scratch: UnsafeMutableRawPointer, y: UnsafeMutablePointer<Float>, yStride: Int) {
+        let q = scratch.bindMemory(to: __m256i.self, capacity: 64 + 2 * nTokens)  // quants: values 4v..<4v+4 at v
+        let isum = q + 64
+        let acc = UnsafeMutableRawPointer(isum + nTokens).assumingMemoryBound(to: __m256.self)
+        let m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(15), m12 = _mm256_set1_epi8(12)
+        let m48 = _mm256_set1_epi8(48), m192 = _mm256_set1_epi8(-64)
+        for t in 0..<nTokens { acc[t] = _mm256_setzero_ps() }
+        for i in 0..<blocks {
+            let xb = x + i * 210
+            for r in 0..<8 { prefetchAhead(xb + r * rowBytes + kGroupPrefetchBlocks * 210, bytes: 210) }
+            let d = halves8(xb, rowBytes, 208)
+            // Lane r of w.j: row r's (scale 2j, scale 2j+1) as i16 (16 values per scale).
+            @inline(__always) func sc(_ r: Int) -> __m256i { _mm256_cvtepi8_epi16(load128(xb + r * rowBytes + 192)) }
+            let w = transpose8((sc(0), sc(1), sc(2), sc(3), sc(4), sc(5), sc(6), sc(7)))
+            // Half j (128 values): ql bytes 64j..<64j+64 hold values l and 64+l (bytes l < 32)
+            // and 32+l and 96+l (bytes 32+l) in their low and high nibbles; qh byte 32j+l holds
+            // bits 4–5 of values l, 32+l, 64+l, 96+l in bit pairs 0, 2, 4, 6.
+            @inline(__always) func unpack(_ j: Int) {
+                let l1 = transpose8(load8(xb + 64 * j, rowBytes))
+                let l2 = transpose8(load8(xb + 64 * j + 32, rowBytes))
+                let h = transpose8(load8(xb + 128 + 32 * j, rowBytes))
+                let v = q + 32 * j
+                @inline(__always) func put(_ k: Int, _ a: __m256i, _ b: __m256i, _ h: __m256i) {
+                    v[k] = _mm256_or_si256(_mm256_and_si256(a, m15), _mm256_slli_epi16(_mm256_and_si256(h, m3), 4))
+                    v[8 + k] = _mm256_or_si256(_mm256_and_si256(b, m15), _mm256_slli_epi16(_mm256_and_si256(h, m12), 2))
+                    v[16 + k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m15), _mm256_and_si256(h, m48))
+                    v[24 + k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m15),
+                                                _mm256_srli_epi16(_mm256_and_si256(h, m192), 2))
+                }
+                put(0, l1.0, l2.0, h.0); put(1, l1.1, l2.1, h.1); put(2, l1.2, l2.2, h.2); put(3, l1.3, l2.3, h.3)
+                put(4, l1.4, l2.4, h.4); put(5, l1.5, l2.5, h.5); put(6, l1.6, l2.6, h.6); put(7, l1.7, l2.7, h.7)
+            }
+            unpack(0); unpack(1)
+            for t in 0..<nTokens { isum[t] = _mm256_setzero_si256() }
+            // 32 values (sub-blocks 2c and 2c+1, vectors 8c..<8c+8). q ≤ 63: two maddubs
+            // results (4 products of ≤ 63·127 per 16-bit lane) stay below 2^15, four would not.
+            @inline(__always) func chunk(_ c: Int, _ pair: __m256i) {
+                let qs = q + 8 * c
+                let q0 = qs[0], q1 = qs[1], q2 = qs[2], q3 = qs[3], q4 = qs[4], q5 = qs[5], q6 = qs[6], q7 = qs[7]
+                let s0 = _mm256_shuffle_epi8(pair, dupLow), s1 = _mm256_shuffle_epi8(pair, dupHigh)
+                var a = act + i * 292 + 4 + 32 * c
+                for t in 0..<nTokens {
+                    @inline(__always) func m(_ v: __m256i, _ k: Int) -> __m256i {
+                        _mm256_maddubs_epi16(v, _mm256_set1_epi32(a.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self)))
+                    }
+                    let p0 = _mm256_madd_epi16(_mm256_add_epi16(m(q0, 0), m(q1, 1)), s0)
+                    let p1 = _mm256_madd_epi16(_mm256_add_epi16(m(q2, 2), m(q3, 3)), s0)
+                    let p2 = _mm256_madd_epi16(_mm256_add_epi16(m(q4, 4), m(q5, 5)), s1)
+                    let p3 = _mm256_madd_epi16(_mm256_add_epi16(m(q6, 6), m(q7, 7)), s1)
+                    isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_add_epi32(p0, p1), _mm256_add_epi32(p2, p3)))
+                    a += actRowBytes
+                }
+            }
+            chunk(0, w.0); chunk(1, w.1); chunk(2, w.2); chunk(3, w.3); chunk(4, w.4); chunk(5, w.5); chunk(6, w.6); chunk(7, w.7)
+            var yb = act + i * 292
+            for t in 0..<nTokens {
+                // 32·Σ_s sc_s·Σ a, the quants' −32 offset (bsums are per 16 values, one per scale).
+                let bs = load256(yb + 260)
+                let b0 = lo128(bs), b1 = hi128(bs)
+                let off = _mm256_add_epi32(
+                    _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(w.0, broadcastWord(b0, 0)), _mm256_madd_epi16(w.1, broadcastWord(b0, 1))),
+                                     _mm256_add_epi32(_mm256_madd_epi16(w.2, broadcastWord(b0, 2)), _mm256_madd_epi16(w.3, broadcastWord(b0, 3)))),
+                    _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(w.4, broadcastWord(b1, 0)), _mm256_madd_epi16(w.5, broadcastWord(b1, 1))),
+                                     _mm256_add_epi32(_mm256_madd_epi16(w.6, broadcastWord(b1, 2)), _mm256_madd_epi16(w.7, broadcastWord(b1, 3)))))
+                let s = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(off, 5))
+                let da = _mm256_broadcast_ss(yb.assumingMemoryBound(to: Float.self))
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, da), acc[t])
+                yb += actRowBytes
+            }
+        }
+        for t in 0..<nTokens { UnsafeMutableRawPointer(y + t * yStride).storeBytes(of: acc[t], as: __m256.self) }
+    }
+}
+#endif
