@@ -53,6 +53,14 @@ extension AVX2Dot {
         _mm256_setr_epi32(0x0302_0302, 0x0706_0706, 0x0B0A_0B0A, 0x0F0E_0F0E, 0x0302_0302, 0x0706_0706, 0x0B0A_0B0A, 0x0F0E_0F0E)
     }
 
+    /// A `vpshufb` mask that makes each 32-bit lane (a, b) as two i16: a = byte `a` of the
+    /// lane, b = byte `b` (zero-extended; a constant for literal arguments).
+    @inline(__always)
+    static func byteMask(_ a: Int, _ b: Int) -> __m256i {
+        @inline(__always) func lane(_ m: Int) -> Int32 { Int32(4 * m + a) | 0x80 << 8 | Int32(4 * m + b) << 16 | Int32(bitPattern: 0x8000_0000) }
+        return _mm256_setr_epi32(lane(0), lane(1), lane(2), lane(3), lane(0), lane(1), lane(2), lane(3))
+    }
+
     /// 32-bit word `k` of `v` in every lane.
     @inline(__always)
     static func broadcastWord(_ v: __m128i, _ k: Int) -> __m256i {
@@ -98,10 +106,21 @@ extension AVX2Dot {
         for i in 0..<blocks {
             let xb = x + i * 144
             for r in 0..<8 { prefetchAhead(xb + r * rowBytes + kGroupPrefetchBlocks * 144, bytes: 144) }
-            let d = halves8(xb, rowBytes, 0), dmin = halves8(xb, rowBytes, 2)
-            // Lane r of w.j (j < 4): row r's (scale 2j, scale 2j+1); of w.(4+j): (min 2j, min 2j+1).
-            @inline(__always) func sm(_ r: Int) -> __m256i { kQuantScalesAndMins(xb + r * rowBytes) }
-            let w = transpose8((sm(0), sm(1), sm(2), sm(3), sm(4), sm(5), sm(6), sm(7)))
+            // The superblocks' first 16 bytes, one row per lane: h.0 = (d, dmin) f16, h.1…h.3 = the
+            // 12 packed 6-bit scale and min bytes, unpacked for all eight rows at once as
+            // `kQuantScalesAndMins` does for one: sc0 = scales 0–3, sc1 = scales 4–7, mn0 / mn1
+            // = mins 0–3 / 4–7, a byte each.
+            let h = transpose8(load8(xb, rowBytes))
+            let m6 = _mm256_set1_epi32(0x3F3F_3F3F), m4x = _mm256_set1_epi32(0x0F0F_0F0F), m2 = _mm256_set1_epi32(0x0303_0303)
+            let sc0 = _mm256_and_si256(h.1, m6), mn0 = _mm256_and_si256(h.2, m6)
+            let sc1 = _mm256_or_si256(_mm256_and_si256(h.3, m4x), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h.1, 6), m2), 4))
+            let mn1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(h.3, 4), m4x),
+                                      _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h.2, 6), m2), 4))
+            // d and dmin: the low and high halves of h.0's lanes, packed to 8 × f16 each.
+            let dh = _mm256_shuffle_epi8(h.0, _mm256_setr_epi32(0x0504_0100, 0x0D0C_0908, 0x0706_0302, 0x0F0E_0B0A,
+                                                                0x0504_0100, 0x0D0C_0908, 0x0706_0302, 0x0F0E_0B0A))
+            let d = _mm256_cvtph_ps(_mm_unpacklo_epi64(lo128(dh), hi128(dh)))
+            let dmin = _mm256_cvtph_ps(_mm_unpackhi_epi64(lo128(dh), hi128(dh)))
             // Chunk j's 32 bytes hold sub-block 2j in the low nibbles, 2j+1 in the high ones.
             @inline(__always) func unpack(_ j: Int) {
                 let c = transpose8(load8(xb + 16 + 32 * j, rowBytes))
@@ -123,19 +142,21 @@ extension AVX2Dot {
                     a += actRowBytes
                 }
             }
-            let lo = dupLow, hi = dupHigh
-            sub(0, _mm256_shuffle_epi8(w.0, lo)); sub(1, _mm256_shuffle_epi8(w.0, hi))
-            sub(2, _mm256_shuffle_epi8(w.1, lo)); sub(3, _mm256_shuffle_epi8(w.1, hi))
-            sub(4, _mm256_shuffle_epi8(w.2, lo)); sub(5, _mm256_shuffle_epi8(w.2, hi))
-            sub(6, _mm256_shuffle_epi8(w.3, lo)); sub(7, _mm256_shuffle_epi8(w.3, hi))
+            sub(0, _mm256_shuffle_epi8(sc0, byteMask(0, 0))); sub(1, _mm256_shuffle_epi8(sc0, byteMask(1, 1)))
+            sub(2, _mm256_shuffle_epi8(sc0, byteMask(2, 2))); sub(3, _mm256_shuffle_epi8(sc0, byteMask(3, 3)))
+            sub(4, _mm256_shuffle_epi8(sc1, byteMask(0, 0))); sub(5, _mm256_shuffle_epi8(sc1, byteMask(1, 1)))
+            sub(6, _mm256_shuffle_epi8(sc1, byteMask(2, 2))); sub(7, _mm256_shuffle_epi8(sc1, byteMask(3, 3)))
+            // Lane r of mins j: row r's (min 2j, min 2j+1) as i16.
+            let mins0 = _mm256_shuffle_epi8(mn0, byteMask(0, 1)), mins1 = _mm256_shuffle_epi8(mn0, byteMask(2, 3))
+            let mins2 = _mm256_shuffle_epi8(mn1, byteMask(0, 1)), mins3 = _mm256_shuffle_epi8(mn1, byteMask(2, 3))
             var yb = act + i * 292
             for t in 0..<nTokens {
                 // Σ a per 32 values (bsums are per 16) as (B 2j, B 2j+1) words, times the mins.
                 let bs = load256(yb + 260)
                 let b = _mm_hadd_epi16(lo128(bs), hi128(bs))
                 let imin = _mm256_add_epi32(
-                    _mm256_add_epi32(_mm256_madd_epi16(w.4, broadcastWord(b, 0)), _mm256_madd_epi16(w.5, broadcastWord(b, 1))),
-                    _mm256_add_epi32(_mm256_madd_epi16(w.6, broadcastWord(b, 2)), _mm256_madd_epi16(w.7, broadcastWord(b, 3))))
+                    _mm256_add_epi32(_mm256_madd_epi16(mins0, broadcastWord(b, 0)), _mm256_madd_epi16(mins1, broadcastWord(b, 1))),
+                    _mm256_add_epi32(_mm256_madd_epi16(mins2, broadcastWord(b, 2)), _mm256_madd_epi16(mins3, broadcastWord(b, 3))))
                 let da = _mm256_broadcast_ss(yb.assumingMemoryBound(to: Float.self))
                 let m = _mm256_mul_ps(_mm256_cvtepi32_ps(imin), _mm256_xor_ps(_mm256_mul_ps(dmin, da), sign))
                 acc[t] = _mm256_add_ps(acc[t], _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, da), m))
