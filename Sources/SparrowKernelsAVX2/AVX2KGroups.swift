@@ -227,13 +227,13 @@ extension AVX2Dot {
             var yb = act + i * 292
             for t in 0..<nTokens {
                 // 32·Σ_s sc_s·Σ a, the quants' −32 offset (bsums are per 16 values, one per scale).
-                let bs = load256(yb + 260)
-                let b0 = lo128(bs), b1 = hi128(bs)
+                // (bsum 2j, bsum 2j+1) broadcast straight from memory.
+                @inline(__always) func b(_ j: Int) -> __m256i { _mm256_set1_epi32(yb.loadUnaligned(fromByteOffset: 260 + 4 * j, as: Int32.self)) }
                 let off = _mm256_add_epi32(
-                    _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(w.0, broadcastWord(b0, 0)), _mm256_madd_epi16(w.1, broadcastWord(b0, 1))),
-                                     _mm256_add_epi32(_mm256_madd_epi16(w.2, broadcastWord(b0, 2)), _mm256_madd_epi16(w.3, broadcastWord(b0, 3)))),
-                    _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(w.4, broadcastWord(b1, 0)), _mm256_madd_epi16(w.5, broadcastWord(b1, 1))),
-                                     _mm256_add_epi32(_mm256_madd_epi16(w.6, broadcastWord(b1, 2)), _mm256_madd_epi16(w.7, broadcastWord(b1, 3)))))
+                    _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(w.0, b(0)), _mm256_madd_epi16(w.1, b(1))),
+                                     _mm256_add_epi32(_mm256_madd_epi16(w.2, b(2)), _mm256_madd_epi16(w.3, b(3)))),
+                    _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(w.4, b(4)), _mm256_madd_epi16(w.5, b(5))),
+                                     _mm256_add_epi32(_mm256_madd_epi16(w.6, b(6)), _mm256_madd_epi16(w.7, b(7)))))
                 let s = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(off, 5))
                 let da = _mm256_broadcast_ss(yb.assumingMemoryBound(to: Float.self))
                 acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, da), acc[t])
