@@ -24,7 +24,12 @@ let package = Package(
         .target(
             name: "SparrowKernelsAVX2", dependencies: ["SparrowFormats", "SparrowCSupport"],
             swiftSettings: optimize + [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c"])]),
-        .target(name: "SparrowKernels", dependencies: ["SparrowFormats", "SparrowKernelsAVX2"], swiftSettings: optimize),
+        // The same kernels with AVX512-VNNI's `vpdpbusd` (256-bit), dispatched at run time.
+        .target(
+            name: "SparrowKernelsVNNI", dependencies: ["SparrowKernelsAVX2", "SparrowCSupport"],
+            swiftSettings: optimize + [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c", "-Xcc", "-mavx512f",
+                                                     "-Xcc", "-mavx512bw", "-Xcc", "-mavx512vl", "-Xcc", "-mavx512vnni"])]),
+        .target(name: "SparrowKernels", dependencies: ["SparrowFormats", "SparrowKernelsAVX2", "SparrowKernelsVNNI"], swiftSettings: optimize),
         .target(name: "SparrowTokenizer", dependencies: ["SparrowFormats"], swiftSettings: optimize),
         .target(name: "SparrowSampling", swiftSettings: optimize),
         .target(name: "SparrowModels", dependencies: ["SparrowFormats", "SparrowKernels"], swiftSettings: optimize),
@@ -48,7 +53,7 @@ let package = Package(
             dependencies: ["SparrowEngine", "SparrowServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimize),
         .testTarget(name: "SparrowFormatsTests", dependencies: ["SparrowFormats", "SparrowKernels"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels", "SparrowKernelsAVX2", "SparrowFormats"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels", "SparrowKernelsAVX2", "SparrowKernelsVNNI", "SparrowFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowTokenizerTests", dependencies: ["SparrowTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowTemplateTests", dependencies: ["SparrowTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SparrowModelsTests", dependencies: ["SparrowEngine", "SparrowSampling"], resources: [.copy("Fixtures")]),

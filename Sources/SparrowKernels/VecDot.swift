@@ -132,6 +132,17 @@ public enum QuantKernels {
         #endif
     }()
 
+    /// True when the row-interleaved Q5_0/Q8_0 kernels use `vpdpbusd` (`SparrowKernelsVNNI`,
+    /// the same results): `useAVX2` and a CPU with AVX512-VNNI, unless `SPARROW_NO_VNNI=1`.
+    public static let useVNNI: Bool = {
+        #if arch(x86_64)
+        if let v = getenv("SPARROW_NO_VNNI"), String(cString: v) == "1" { return false }
+        return useAVX2 && CPUFeatures.hasAVX512VNNI
+        #else
+        return false
+        #endif
+    }()
+
     /// `dot` through the portable scalar ports only, bit-identical to ggml's
     /// `ggml_vec_dot_*_generic` whatever the CPU.
     public static func dotGeneric(_ weight: GGMLType, row: UnsafeRawPointer, activations: UnsafeRawPointer, count: Int) -> Float {
@@ -156,11 +167,34 @@ public enum QuantKernels {
 
 /// x86 feature detection without cpuid intrinsics (Swift cannot import cpuid.h's macros):
 /// Linux's /proc/cpuinfo flags (the kernel drops AVX flags when the OS does not save YMM
-/// state), Darwin's hw.optional sysctls.
+/// state, AVX-512 flags when it does not save ZMM and mask state), Darwin's hw.optional sysctls.
 enum CPUFeatures {
     static let hasAVX2FMAF16C: Bool = {
         #if os(Linux)
-        guard let f = fopen("/proc/cpuinfo", "r") else { return false }
+        return ["avx2", "fma", "f16c"].allSatisfy(linuxFlags.contains)
+        #elseif canImport(Darwin)
+        return has("hw.optional.avx2_0") && has("hw.optional.fma") && has("hw.optional.f16c")
+        #else
+        return false
+        #endif
+    }()
+
+    /// AVX512-VNNI with 256-bit (VL) encodings, what `SparrowKernelsVNNI` is compiled for.
+    static let hasAVX512VNNI: Bool = {
+        #if os(Linux)
+        return ["avx512f", "avx512bw", "avx512vl", "avx512_vnni"].allSatisfy(linuxFlags.contains)
+        #elseif canImport(Darwin)
+        return has("hw.optional.avx512f") && has("hw.optional.avx512bw") && has("hw.optional.avx512vl")
+            && has("hw.optional.avx512vnni")
+        #else
+        return false
+        #endif
+    }()
+
+    #if os(Linux)
+    /// The first "flags" line of /proc/cpuinfo.
+    static let linuxFlags: Set<Substring> = {
+        guard let f = fopen("/proc/cpuinfo", "r") else { return [] }
         defer { fclose(f) }
         var line: UnsafeMutablePointer<CChar>? = nil
         var cap = 0
@@ -168,21 +202,17 @@ enum CPUFeatures {
         while getline(&line, &cap, f) > 0 {
             let s = String(cString: line!)
             guard s.hasPrefix("flags") else { continue }
-            let flags = Set(s.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == ":" }))
-            return flags.contains("avx2") && flags.contains("fma") && flags.contains("f16c")
+            return Set(s.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == ":" }))
         }
-        return false
-        #elseif canImport(Darwin)
-        func has(_ name: String) -> Bool {
-            var v: Int32 = 0
-            var size = MemoryLayout<Int32>.size
-            return sysctlbyname(name, &v, &size, nil, 0) == 0 && v != 0
-        }
-        return has("hw.optional.avx2_0") && has("hw.optional.fma") && has("hw.optional.f16c")
-        #else
-        return false
-        #endif
+        return []
     }()
+    #elseif canImport(Darwin)
+    static func has(_ name: String) -> Bool {
+        var v: Int32 = 0
+        var size = MemoryLayout<Int32>.size
+        return sysctlbyname(name, &v, &size, nil, 0) == 0 && v != 0
+    }
+    #endif
 }
 
 // MARK: - Helpers shared with VecDotK.swift

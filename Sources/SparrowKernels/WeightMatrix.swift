@@ -1,6 +1,7 @@
 import SparrowFormats
 #if arch(x86_64)
 import SparrowKernelsAVX2
+import SparrowKernelsVNNI
 #endif
 
 /// A weight matrix viewed in place inside a mapped model file, in any supported ggml type.
@@ -107,7 +108,8 @@ public struct WeightMatrix: @unchecked Sendable {
         // One quantized copy of x per activation format the matrices need.
         var activations: [GGMLType: Activations] = [:]
         defer { for a in activations.values { a.deallocate() } }
-        let needSums = matrices.contains { $0.layout == .interleaved8 && $0.type == .q5_0 }
+        // −16·Σa per block: the interleaved Q5_0 kernels' offset, and the VNNI Q8_0 kernel's.
+        let needSums = matrices.contains { $0.layout == .interleaved8 && ($0.type == .q5_0 || QuantKernels.useVNNI) }
         for m in matrices where m.cols == cols {
             let format = QuantKernels.activationType(for: m.type)
             guard activations[format] == nil else { continue }
@@ -165,7 +167,8 @@ public struct WeightMatrix: @unchecked Sendable {
             // `from` and `to` are multiples of 8 (see `matmul`).
             AVX2Interleaved.matmul(type == .q5_0 ? .q5_0 : .q8_0, data + from * rowBytes, groups: (to - from) / 8, blocks: cols / 32,
                                    act: act.buffer, actRowBytes: act.rowBytes, scales: scales, scaleStride: act.scaleStride,
-                                   sums: act.blockSums, sumStride: cols / 32, nTokens: nTokens, y: y + from, yStride: rows)
+                                   sums: act.blockSums, sumStride: cols / 32, nTokens: nTokens, y: y + from, yStride: rows,
+                                   kernel: QuantKernels.useVNNI ? VNNIInterleaved.group : AVX2Interleaved.group)
             return
         }
         if let tile = tileType, let scales = act.scales {
@@ -188,13 +191,13 @@ public struct WeightMatrix: @unchecked Sendable {
                 let n = min(chunk, nTokens - t0)
                 var r = from
                 while r < groupsEnd {
-                    if type == .q4_K {
-                        AVX2Dot.q4_KGroup8(data + r * rowBytes, rowBytes: rowBytes, blocks: blocks, act: act.buffer + t0 * ab,
-                                           actRowBytes: ab, nTokens: n, scratch: scratch, y: y + t0 * rows + r, yStride: rows)
-                    } else {
-                        AVX2Dot.q6_KGroup8(data + r * rowBytes, rowBytes: rowBytes, blocks: blocks, act: act.buffer + t0 * ab,
-                                           actRowBytes: ab, nTokens: n, scratch: scratch, y: y + t0 * rows + r, yStride: rows)
+                    let kernel = switch (type == .q4_K, QuantKernels.useVNNI) {
+                    case (true, true): VNNIKGroups.q4_KGroup8
+                    case (true, false): AVX2Dot.q4_KGroup8
+                    case (false, true): VNNIKGroups.q6_KGroup8
+                    case (false, false): AVX2Dot.q6_KGroup8
                     }
+                    kernel(data + r * rowBytes, rowBytes, blocks, act.buffer + t0 * ab, ab, n, scratch, y + t0 * rows + r, rows)
                     r += 8
                 }
                 t0 += n

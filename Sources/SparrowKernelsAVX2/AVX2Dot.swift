@@ -18,8 +18,8 @@ public enum AVX2Dot {
     /// Prefetches the `bytes` bytes starting `AVX2Tiles.prefetchDistance` bytes past `p`
     /// (one prefetch per 64-byte line). Streaming weights, the hardware prefetcher alone
     /// leaves the cores waiting on memory; this keeps a few KB of requests in flight.
-    @inline(__always)
-    static func prefetchAhead(_ p: UnsafeRawPointer, bytes: Int) {
+    @inlinable @inline(__always)
+    public static func prefetchAhead(_ p: UnsafeRawPointer, bytes: Int) {
         let base = p + AVX2Tiles.prefetchDistance
         var o = 0
         while o < bytes {
@@ -28,12 +28,12 @@ public enum AVX2Dot {
         }
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     static func load256(_ p: UnsafeRawPointer) -> __m256i {
         p.loadUnaligned(as: __m256i.self)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     static func load128(_ p: UnsafeRawPointer) -> __m128i {
         p.loadUnaligned(as: __m128i.self)
     }
@@ -58,17 +58,17 @@ public enum AVX2Dot {
         return q[0] + q[1]
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     static func hi128(_ v: __m256i) -> __m128i {
         v.highHalf
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     static func lo128(_ v: __m256i) -> __m128i {
         v.lowHalf
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     static func join(_ lo: __m128i, _ hi: __m128i) -> __m256i {
         __m256i(lowHalf: lo, highHalf: hi)
     }

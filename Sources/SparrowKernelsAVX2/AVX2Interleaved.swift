@@ -36,18 +36,45 @@ public enum InterleavedType: Sendable {
 }
 
 public enum AVX2Interleaved {
+    /// The eight quant vectors of a group block (vector k: quants 4k..4k+3 of each row).
+    public typealias Block = (__m256i, __m256i, __m256i, __m256i, __m256i, __m256i, __m256i, __m256i)
+
+    /// One group of 8 rows against `nTokens` tokens: acc[t] += the rows' products, for the
+    /// group's blocks at `wg` and the tokens' activations, scales and sums (`matmul`'s arguments
+    /// offset to the group's first token). `group` is the AVX2 one; `VNNIInterleaved.group`
+    /// computes the same integers with `vpdpbusd`.
+    public typealias GroupKernel = (_ type: InterleavedType, _ wg: UnsafeRawPointer, _ blocks: Int, _ act: UnsafeRawPointer,
+                                    _ actRowBytes: Int, _ scales: UnsafePointer<Float>, _ scaleStride: Int,
+                                    _ sums: UnsafePointer<Int32>?, _ sumStride: Int, _ nTokens: Int,
+                                    _ acc: UnsafeMutablePointer<__m256>) -> Void
+
     @inline(__always)
     static func broadcast4(_ p: UnsafeRawPointer) -> __m256i {
         _mm256_set1_epi32(p.loadUnaligned(as: Int32.self))
     }
 
-    @inline(__always)
-    static func load(_ p: UnsafeRawPointer) -> __m256i { p.loadUnaligned(as: __m256i.self) }
+    @inlinable @inline(__always)
+    public static func load(_ p: UnsafeRawPointer) -> __m256i { p.loadUnaligned(as: __m256i.self) }
 
     /// The eight rows' f16 scales of a group block as f32.
-    @inline(__always)
-    static func scales8(_ gb: UnsafeRawPointer) -> __m256 {
+    @inlinable @inline(__always)
+    public static func scales8(_ gb: UnsafeRawPointer) -> __m256 {
         _mm256_cvtph_ps(gb.loadUnaligned(as: __m128i.self))
+    }
+
+    /// A Q5_0 group block's quants as unsigned bytes (0…31, value q − 16).
+    @inlinable @inline(__always)
+    public static func q5_0Quants(_ gb: UnsafeRawPointer) -> Block {
+        let low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10)
+        let c0 = load(gb + 16), c1 = load(gb + 48), c2 = load(gb + 80), c3 = load(gb + 112), h = load(gb + 144)
+        return (_mm256_or_si256(_mm256_and_si256(c0, low4), _mm256_and_si256(_mm256_slli_epi16(h, 4), bit4)),
+                _mm256_or_si256(_mm256_and_si256(c1, low4), _mm256_and_si256(_mm256_slli_epi16(h, 3), bit4)),
+                _mm256_or_si256(_mm256_and_si256(c2, low4), _mm256_and_si256(_mm256_slli_epi16(h, 2), bit4)),
+                _mm256_or_si256(_mm256_and_si256(c3, low4), _mm256_and_si256(_mm256_slli_epi16(h, 1), bit4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c0, 4), low4), _mm256_and_si256(h, bit4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(h, 1), bit4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c2, 4), low4), _mm256_and_si256(_mm256_srli_epi16(h, 2), bit4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c3, 4), low4), _mm256_and_si256(_mm256_srli_epi16(h, 3), bit4)))
     }
 
     /// y[t·yStride + r] for the `groups` groups of 8 rows at `w` (each `blocks` group blocks)
@@ -58,7 +85,7 @@ public enum AVX2Interleaved {
     public static func matmul(_ type: InterleavedType, _ w: UnsafeRawPointer, groups: Int, blocks: Int,
                               act: UnsafeRawPointer, actRowBytes: Int, scales: UnsafePointer<Float>, scaleStride: Int,
                               sums: UnsafePointer<Int32>?, sumStride: Int,
-                              nTokens: Int, y: UnsafeMutablePointer<Float>, yStride: Int) {
+                              nTokens: Int, y: UnsafeMutablePointer<Float>, yStride: Int, kernel: GroupKernel = group) {
         guard groups > 0, nTokens > 0 else { return }
         // Tokens in chunks whose activations (≤ 192 KB) stay in L2 while a group's blocks
         // (a few KB) stay in L1; each group block is unpacked once per chunk.
@@ -73,14 +100,7 @@ public enum AVX2Interleaved {
                     for t in 0..<n { acc[t] = _mm256_setzero_ps() }
                     let wg = w + g * groupBytes
                     let a0 = act + t0 * actRowBytes, s0 = scales + t0 * scaleStride
-                    switch type {
-                    case .q5_0:
-                        q5_0Group(wg, blocks: blocks, act: a0, actRowBytes: actRowBytes, scales: s0, scaleStride: scaleStride,
-                                  sums: sums! + t0 * sumStride, sumStride: sumStride, nTokens: n, acc: acc)
-                    case .q8_0:
-                        q8_0Group(wg, blocks: blocks, act: a0, actRowBytes: actRowBytes, scales: s0, scaleStride: scaleStride,
-                                  nTokens: n, acc: acc)
-                    }
+                    kernel(type, wg, blocks, a0, actRowBytes, s0, scaleStride, sums.map { $0 + t0 * sumStride }, sumStride, n, acc)
                     for t in 0..<n {
                         UnsafeMutableRawPointer(y + (t0 + t) * yStride + 8 * g).storeBytes(of: acc[t], as: __m256.self)
                     }
@@ -90,25 +110,31 @@ public enum AVX2Interleaved {
         }
     }
 
+    /// The AVX2 `GroupKernel`.
+    public static func group(_ type: InterleavedType, _ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer,
+                             actRowBytes: Int, scales: UnsafePointer<Float>, scaleStride: Int,
+                             sums: UnsafePointer<Int32>?, sumStride: Int, nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
+        switch type {
+        case .q5_0:
+            q5_0Group(wg, blocks: blocks, act: act, actRowBytes: actRowBytes, scales: scales, scaleStride: scaleStride,
+                      sums: sums!, sumStride: sumStride, nTokens: nTokens, acc: acc)
+        case .q8_0:
+            q8_0Group(wg, blocks: blocks, act: act, actRowBytes: actRowBytes, scales: scales, scaleStride: scaleStride,
+                      nTokens: nTokens, acc: acc)
+        }
+    }
+
     /// One group of 8 Q5_0 rows against `nTokens` tokens: acc[t] += the rows' products.
     @inline(__always)
     static func q5_0Group(_ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
                           scales: UnsafePointer<Float>, scaleStride: Int, sums: UnsafePointer<Int32>, sumStride: Int,
                           nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
-        let low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10), ones = _mm256_set1_epi16(1)
+        let ones = _mm256_set1_epi16(1)
         for b in 0..<blocks {
             let gb = wg + b * 176
             AVX2Dot.prefetchAhead(gb, bytes: 176)
             let d = scales8(gb)
-            let c0 = load(gb + 16), c1 = load(gb + 48), c2 = load(gb + 80), c3 = load(gb + 112), h = load(gb + 144)
-            let q0 = _mm256_or_si256(_mm256_and_si256(c0, low4), _mm256_and_si256(_mm256_slli_epi16(h, 4), bit4))
-            let q1 = _mm256_or_si256(_mm256_and_si256(c1, low4), _mm256_and_si256(_mm256_slli_epi16(h, 3), bit4))
-            let q2 = _mm256_or_si256(_mm256_and_si256(c2, low4), _mm256_and_si256(_mm256_slli_epi16(h, 2), bit4))
-            let q3 = _mm256_or_si256(_mm256_and_si256(c3, low4), _mm256_and_si256(_mm256_slli_epi16(h, 1), bit4))
-            let q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c0, 4), low4), _mm256_and_si256(h, bit4))
-            let q5 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(h, 1), bit4))
-            let q6 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c2, 4), low4), _mm256_and_si256(_mm256_srli_epi16(h, 2), bit4))
-            let q7 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c3, 4), low4), _mm256_and_si256(_mm256_srli_epi16(h, 3), bit4))
+            let (q0, q1, q2, q3, q4, q5, q6, q7) = q5_0Quants(gb)
             var a = act + b * 34 + 2
             var s = scales + 2 * b
             var sum = sums + b

@@ -18,17 +18,17 @@
 import _Builtin_intrinsics.intel
 
 extension AVX2Dot {
-    typealias V8 = (__m256i, __m256i, __m256i, __m256i, __m256i, __m256i, __m256i, __m256i)
+    public typealias V8 = (__m256i, __m256i, __m256i, __m256i, __m256i, __m256i, __m256i, __m256i)
 
     /// The 32 bytes at `p + r·stride` for r = 0..<8.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func load8(_ p: UnsafeRawPointer, _ stride: Int) -> V8 {
         (load256(p), load256(p + stride), load256(p + 2 * stride), load256(p + 3 * stride),
          load256(p + 4 * stride), load256(p + 5 * stride), load256(p + 6 * stride), load256(p + 7 * stride))
     }
 
     /// An 8 × 8 transpose of 32-bit words: lane r of result k = word k of v.r.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func transpose8(_ v: V8) -> V8 {
         let t0 = _mm256_unpacklo_epi32(v.0, v.1), t1 = _mm256_unpackhi_epi32(v.0, v.1)
         let t2 = _mm256_unpacklo_epi32(v.2, v.3), t3 = _mm256_unpackhi_epi32(v.2, v.3)
@@ -55,34 +55,23 @@ extension AVX2Dot {
 
     /// A `vpshufb` mask that makes each 32-bit lane (a, b) as two i16: a = byte `a` of the
     /// lane, b = byte `b` (zero-extended; a constant for literal arguments).
-    @inline(__always)
+    @inlinable @inline(__always)
     static func byteMask(_ a: Int, _ b: Int) -> __m256i {
         @inline(__always) func lane(_ m: Int) -> Int32 { Int32(4 * m + a) | 0x80 << 8 | Int32(4 * m + b) << 16 | Int32(bitPattern: 0x8000_0000) }
         return _mm256_setr_epi32(lane(0), lane(1), lane(2), lane(3), lane(0), lane(1), lane(2), lane(3))
     }
 
     /// 32-bit word `k` of `v` in every lane.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func broadcastWord(_ v: __m128i, _ k: Int) -> __m256i {
         _mm256_set1_epi32(unsafeBitCast(v, to: SIMD4<Int32>.self)[k])
     }
 
     /// The f16 at byte `offset` of each of 8 rows (`stride` apart) as f32 lanes.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func halves8(_ p: UnsafeRawPointer, _ stride: Int, _ offset: Int) -> __m256 {
         @inline(__always) func h(_ r: Int) -> Int16 { p.loadUnaligned(fromByteOffset: r * stride + offset, as: Int16.self) }
         return _mm256_cvtph_ps(_mm_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7)))
-    }
-
-    /// Σ of 8 unsigned × signed byte products of `q.k` and the 4 activation bytes at `a + 4k`
-    /// broadcast, as 16-bit pair sums (the caller bounds them).
-    @inline(__always)
-    static func dot8x4(_ q: UnsafePointer<__m256i>, _ a: UnsafeRawPointer) -> __m256i {
-        @inline(__always) func m(_ k: Int) -> __m256i {
-            _mm256_maddubs_epi16(q[k], _mm256_set1_epi32(a.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self)))
-        }
-        return _mm256_add_epi16(_mm256_add_epi16(_mm256_add_epi16(m(0), m(1)), _mm256_add_epi16(m(2), m(3))),
-                                _mm256_add_epi16(_mm256_add_epi16(m(4), m(5)), _mm256_add_epi16(m(6), m(7))))
     }
 
     /// Bytes of scratch memory `q4_KGroup8` and `q6_KGroup8` need for `nTokens` tokens
@@ -91,13 +80,23 @@ extension AVX2Dot {
 
     /// Superblocks ahead of the current one that the group kernels prefetch in each row (at the
     /// end of a row this reaches into the next, and for the last row into the next group).
-    static let kGroupPrefetchBlocks = 2
+    @inlinable static var kGroupPrefetchBlocks: Int { 2 }
 
     /// Eight Q4_K rows (`rowBytes` apart, `blocks` superblocks each) × `nTokens` Q8_K rows
     /// (`actRowBytes` apart): y[t·yStride + r] for r = 0..<8.
     /// - scratch: `kGroupScratchBytes(nTokens)` bytes, 32-byte aligned
     public static func q4_KGroup8(_ x: UnsafeRawPointer, rowBytes: Int, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
                                   nTokens: Int, scratch: UnsafeMutableRawPointer, y: UnsafeMutablePointer<Float>, yStride: Int) {
+        q4_KGroup8(AVX2KDot.self, x, rowBytes: rowBytes, blocks: blocks, act: act, actRowBytes: actRowBytes, nTokens: nTokens,
+                   scratch: scratch, y: y, yStride: yStride)
+    }
+
+    /// `q4_KGroup8` with the products formed by `D`, specialised in the module that calls it
+    /// (which must be compiled for `D`'s instructions).
+    @inlinable @inline(__always)
+    public static func q4_KGroup8<D: KGroupDot>(_: D.Type, _ x: UnsafeRawPointer, rowBytes: Int, blocks: Int, act: UnsafeRawPointer,
+                                                actRowBytes: Int, nTokens: Int, scratch: UnsafeMutableRawPointer,
+                                                y: UnsafeMutablePointer<Float>, yStride: Int) {
         let q = scratch.bindMemory(to: __m256i.self, capacity: 64 + 2 * nTokens)  // quants: vector k of sub-block s at 8s + k
         let isum = q + 64
         let acc = UnsafeMutableRawPointer(isum + nTokens).assumingMemoryBound(to: __m256.self)
@@ -133,19 +132,17 @@ extension AVX2Dot {
             }
             unpack(0); unpack(1); unpack(2); unpack(3)
             for t in 0..<nTokens { isum[t] = _mm256_setzero_si256() }
-            // |q·a| ≤ 15·127: the 16 products behind each 16-bit lane of dot8x4 stay below 2^15.
             @inline(__always) func sub(_ s: Int, _ sc: __m256i) {
-                let qs = UnsafePointer(q + 8 * s)
+                let qs = q + 8 * s
+                let v = (qs[0], qs[1], qs[2], qs[3], qs[4], qs[5], qs[6], qs[7])
                 var a = act + i * 292 + 4 + 32 * s
                 for t in 0..<nTokens {
-                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(dot8x4(qs, a), sc))
+                    isum[t] = _mm256_add_epi32(isum[t], D.q4Sub(v, a, sc))
                     a += actRowBytes
                 }
             }
-            sub(0, _mm256_shuffle_epi8(sc0, byteMask(0, 0))); sub(1, _mm256_shuffle_epi8(sc0, byteMask(1, 1)))
-            sub(2, _mm256_shuffle_epi8(sc0, byteMask(2, 2))); sub(3, _mm256_shuffle_epi8(sc0, byteMask(3, 3)))
-            sub(4, _mm256_shuffle_epi8(sc1, byteMask(0, 0))); sub(5, _mm256_shuffle_epi8(sc1, byteMask(1, 1)))
-            sub(6, _mm256_shuffle_epi8(sc1, byteMask(2, 2))); sub(7, _mm256_shuffle_epi8(sc1, byteMask(3, 3)))
+            sub(0, D.q4Scale(sc0, 0)); sub(1, D.q4Scale(sc0, 1)); sub(2, D.q4Scale(sc0, 2)); sub(3, D.q4Scale(sc0, 3))
+            sub(4, D.q4Scale(sc1, 0)); sub(5, D.q4Scale(sc1, 1)); sub(6, D.q4Scale(sc1, 2)); sub(7, D.q4Scale(sc1, 3))
             // Lane r of mins j: row r's (min 2j, min 2j+1) as i16.
             let mins0 = _mm256_shuffle_epi8(mn0, byteMask(0, 1)), mins1 = _mm256_shuffle_epi8(mn0, byteMask(2, 3))
             let mins2 = _mm256_shuffle_epi8(mn1, byteMask(0, 1)), mins3 = _mm256_shuffle_epi8(mn1, byteMask(2, 3))
@@ -171,6 +168,16 @@ extension AVX2Dot {
     /// - scratch: `kGroupScratchBytes(nTokens)` bytes, 32-byte aligned
     public static func q6_KGroup8(_ x: UnsafeRawPointer, rowBytes: Int, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
                                   nTokens: Int, scratch: UnsafeMutableRawPointer, y: UnsafeMutablePointer<Float>, yStride: Int) {
+        q6_KGroup8(AVX2KDot.self, x, rowBytes: rowBytes, blocks: blocks, act: act, actRowBytes: actRowBytes, nTokens: nTokens,
+                   scratch: scratch, y: y, yStride: yStride)
+    }
+
+    /// `q6_KGroup8` with the products formed by `D`, specialised in the module that calls it
+    /// (which must be compiled for `D`'s instructions).
+    @inlinable @inline(__always)
+    public static func q6_KGroup8<D: KGroupDot>(_: D.Type, _ x: UnsafeRawPointer, rowBytes: Int, blocks: Int, act: UnsafeRawPointer,
+                                                actRowBytes: Int, nTokens: Int, scratch: UnsafeMutableRawPointer,
+                                                y: UnsafeMutablePointer<Float>, yStride: Int) {
         let q = scratch.bindMemory(to: __m256i.self, capacity: 64 + 2 * nTokens)  // quants: values 4v..<4v+4 at v
         let isum = q + 64
         let acc = UnsafeMutableRawPointer(isum + nTokens).assumingMemoryBound(to: __m256.self)
@@ -204,22 +211,14 @@ extension AVX2Dot {
             }
             unpack(0); unpack(1)
             for t in 0..<nTokens { isum[t] = _mm256_setzero_si256() }
-            // 32 values (sub-blocks 2c and 2c+1, vectors 8c..<8c+8). q ≤ 63: two maddubs
-            // results (4 products of ≤ 63·127 per 16-bit lane) stay below 2^15, four would not.
+            // 32 values (sub-blocks 2c and 2c+1, vectors 8c..<8c+8).
             @inline(__always) func chunk(_ c: Int, _ pair: __m256i) {
                 let qs = q + 8 * c
-                let q0 = qs[0], q1 = qs[1], q2 = qs[2], q3 = qs[3], q4 = qs[4], q5 = qs[5], q6 = qs[6], q7 = qs[7]
-                let s0 = _mm256_shuffle_epi8(pair, dupLow), s1 = _mm256_shuffle_epi8(pair, dupHigh)
+                let v = (qs[0], qs[1], qs[2], qs[3], qs[4], qs[5], qs[6], qs[7])
+                let (s0, s1) = D.q6Scales(pair)
                 var a = act + i * 292 + 4 + 32 * c
                 for t in 0..<nTokens {
-                    @inline(__always) func m(_ v: __m256i, _ k: Int) -> __m256i {
-                        _mm256_maddubs_epi16(v, _mm256_set1_epi32(a.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self)))
-                    }
-                    let p0 = _mm256_madd_epi16(_mm256_add_epi16(m(q0, 0), m(q1, 1)), s0)
-                    let p1 = _mm256_madd_epi16(_mm256_add_epi16(m(q2, 2), m(q3, 3)), s0)
-                    let p2 = _mm256_madd_epi16(_mm256_add_epi16(m(q4, 4), m(q5, 5)), s1)
-                    let p3 = _mm256_madd_epi16(_mm256_add_epi16(m(q6, 6), m(q7, 7)), s1)
-                    isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_add_epi32(p0, p1), _mm256_add_epi32(p2, p3)))
+                    isum[t] = _mm256_add_epi32(isum[t], D.q6Chunk(v, a, s0, s1))
                     a += actRowBytes
                 }
             }
@@ -241,6 +240,58 @@ extension AVX2Dot {
             }
         }
         for t in 0..<nTokens { UnsafeMutableRawPointer(y + t * yStride).storeBytes(of: acc[t], as: __m256.self) }
+    }
+}
+
+/// How the group kernels form the scaled integer products of eight rows' unsigned quants (one
+/// row per 32-bit lane, 4 quants each) with a token's signed activation bytes: `AVX2KDot`
+/// with `vpmaddubsw` pair sums, `VNNIKDot` (SparrowKernelsVNNI) with `vpdpbusd`. Both give the
+/// same exact integers, so the kernels' results do not depend on which one runs.
+public protocol KGroupDot {
+    /// Q4_K: sub-block scale `k` (0…3) of `sc` (four 6-bit scales per lane, a byte each) in
+    /// the form `q4Sub` takes.
+    static func q4Scale(_ sc: __m256i, _ k: Int) -> __m256i
+    /// Q4_K: scale × Σ over 32 values of q·a (q ≤ 15), q = vectors 0…7, a = 32 bytes at `a`.
+    static func q4Sub(_ q: AVX2Dot.V8, _ a: UnsafeRawPointer, _ scale: __m256i) -> __m256i
+    /// Q6_K: the scales (2j, 2j+1), two i16 per lane, in the form `q6Chunk` takes.
+    static func q6Scales(_ pair: __m256i) -> (__m256i, __m256i)
+    /// Q6_K: s0 × Σ over values 0..<16 + s1 × Σ over 16..<32 of q·a (q ≤ 63).
+    static func q6Chunk(_ q: AVX2Dot.V8, _ a: UnsafeRawPointer, _ s0: __m256i, _ s1: __m256i) -> __m256i
+}
+
+/// `KGroupDot` in AVX2: `vpmaddubsw` pair sums added in 16 bits as far as they stay exact,
+/// then `vpmaddwd` by the scale (an i16 pair per lane).
+public enum AVX2KDot: KGroupDot {
+    @inline(__always)
+    static func m(_ q: __m256i, _ a: UnsafeRawPointer, _ k: Int) -> __m256i {
+        _mm256_maddubs_epi16(q, _mm256_set1_epi32(a.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self)))
+    }
+
+    @inline(__always)
+    public static func q4Scale(_ sc: __m256i, _ k: Int) -> __m256i { _mm256_shuffle_epi8(sc, AVX2Dot.byteMask(k, k)) }
+
+    /// |q·a| ≤ 15·127: the 16 products behind each 16-bit lane stay below 2^15.
+    @inline(__always)
+    public static func q4Sub(_ q: AVX2Dot.V8, _ a: UnsafeRawPointer, _ scale: __m256i) -> __m256i {
+        let s = _mm256_add_epi16(_mm256_add_epi16(_mm256_add_epi16(m(q.0, a, 0), m(q.1, a, 1)), _mm256_add_epi16(m(q.2, a, 2), m(q.3, a, 3))),
+                                 _mm256_add_epi16(_mm256_add_epi16(m(q.4, a, 4), m(q.5, a, 5)), _mm256_add_epi16(m(q.6, a, 6), m(q.7, a, 7))))
+        return _mm256_madd_epi16(s, scale)
+    }
+
+    @inline(__always)
+    public static func q6Scales(_ pair: __m256i) -> (__m256i, __m256i) {
+        (_mm256_shuffle_epi8(pair, AVX2Dot.dupLow), _mm256_shuffle_epi8(pair, AVX2Dot.dupHigh))
+    }
+
+    /// q ≤ 63: two `vpmaddubsw` results (4 products of ≤ 63·127 per 16-bit lane) stay below
+    /// 2^15, four would not.
+    @inline(__always)
+    public static func q6Chunk(_ q: AVX2Dot.V8, _ a: UnsafeRawPointer, _ s0: __m256i, _ s1: __m256i) -> __m256i {
+        let p0 = _mm256_madd_epi16(_mm256_add_epi16(m(q.0, a, 0), m(q.1, a, 1)), s0)
+        let p1 = _mm256_madd_epi16(_mm256_add_epi16(m(q.2, a, 2), m(q.3, a, 3)), s0)
+        let p2 = _mm256_madd_epi16(_mm256_add_epi16(m(q.4, a, 4), m(q.5, a, 5)), s1)
+        let p3 = _mm256_madd_epi16(_mm256_add_epi16(m(q.6, a, 6), m(q.7, a, 7)), s1)
+        return _mm256_add_epi32(_mm256_add_epi32(p0, p1), _mm256_add_epi32(p2, p3))
     }
 }
 #endif

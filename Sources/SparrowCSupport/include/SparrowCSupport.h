@@ -31,6 +31,13 @@ static inline __attribute__((always_inline)) void sparrow_prefetch(const void *p
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+/// s + Σ over each 32-bit lane's four byte products of a (unsigned) and b (signed), exact
+/// (AVX512-VNNI `vpdpbusd` on 256 bits; `_mm256_dpbusd_epi32` is a macro, which Swift cannot
+/// import). Only for code compiled with these features, on CPUs that have them.
+static inline __attribute__((always_inline, target("avx512vl,avx512vnni"))) __m256i sparrow_dpbusd256(__m256i s, __m256i a, __m256i b) {
+    return _mm256_dpbusd_epi32(s, a, b);
+}
+
 /// x rounded to IEEE half precision and back, 8 lanes (vcvtps2ph, round to nearest even).
 static inline __attribute__((always_inline, target("avx,f16c"))) __m256 sparrow_round_f16x8(__m256 x) {
     return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
