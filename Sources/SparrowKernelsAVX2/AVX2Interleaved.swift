@@ -41,12 +41,11 @@ public enum AVX2Interleaved {
 
     /// One group of 8 rows against `nTokens` tokens: acc[t] += the rows' products, for the
     /// group's blocks at `wg` and the tokens' activations, scales and sums (`matmul`'s arguments
-    /// offset to the group's first token). `group` is the AVX2 one; `VNNIInterleaved.group`
-    /// computes the same integers with `vpdpbusd`.
-    public typealias GroupKernel = (_ type: InterleavedType, _ wg: UnsafeRawPointer, _ blocks: Int, _ act: UnsafeRawPointer,
-                                    _ actRowBytes: Int, _ scales: UnsafePointer<Float>, _ scaleStride: Int,
-                                    _ sums: UnsafePointer<Int32>?, _ sumStride: Int, _ nTokens: Int,
-                                    _ acc: UnsafeMutablePointer<__m256>) -> Void
+    /// offset to the group's first token): `q5_0Group` / `q8_0Group` here, or the `vpdpbusd`
+    /// ones in `VNNIInterleaved` (the same integers).
+    public typealias GroupKernel = (_ wg: UnsafeRawPointer, _ blocks: Int, _ act: UnsafeRawPointer, _ actRowBytes: Int,
+                                    _ scales: UnsafePointer<Float>, _ scaleStride: Int, _ sums: UnsafePointer<Int32>?,
+                                    _ sumStride: Int, _ nTokens: Int, _ acc: UnsafeMutablePointer<__m256>) -> Void
 
     @inline(__always)
     static func broadcast4(_ p: UnsafeRawPointer) -> __m256i {
@@ -85,7 +84,9 @@ public enum AVX2Interleaved {
     public static func matmul(_ type: InterleavedType, _ w: UnsafeRawPointer, groups: Int, blocks: Int,
                               act: UnsafeRawPointer, actRowBytes: Int, scales: UnsafePointer<Float>, scaleStride: Int,
                               sums: UnsafePointer<Int32>?, sumStride: Int,
-                              nTokens: Int, y: UnsafeMutablePointer<Float>, yStride: Int, kernel: GroupKernel = group) {
+                              nTokens: Int, y: UnsafeMutablePointer<Float>, yStride: Int, kernel custom: GroupKernel? = nil) {
+        let kernel: GroupKernel
+        if let custom { kernel = custom } else if type == .q5_0 { kernel = q5_0Group } else { kernel = q8_0Group }
         guard groups > 0, nTokens > 0 else { return }
         // Tokens in chunks whose activations (≤ 192 KB) stay in L2 while a group's blocks
         // (a few KB) stay in L1; each group block is unpacked once per chunk.
@@ -100,7 +101,7 @@ public enum AVX2Interleaved {
                     for t in 0..<n { acc[t] = _mm256_setzero_ps() }
                     let wg = w + g * groupBytes
                     let a0 = act + t0 * actRowBytes, s0 = scales + t0 * scaleStride
-                    kernel(type, wg, blocks, a0, actRowBytes, s0, scaleStride, sums.map { $0 + t0 * sumStride }, sumStride, n, acc)
+                    kernel(wg, blocks, a0, actRowBytes, s0, scaleStride, sums.map { $0 + t0 * sumStride }, sumStride, n, acc)
                     for t in 0..<n {
                         UnsafeMutableRawPointer(y + (t0 + t) * yStride + 8 * g).storeBytes(of: acc[t], as: __m256.self)
                     }
@@ -110,25 +111,12 @@ public enum AVX2Interleaved {
         }
     }
 
-    /// The AVX2 `GroupKernel`.
-    public static func group(_ type: InterleavedType, _ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer,
-                             actRowBytes: Int, scales: UnsafePointer<Float>, scaleStride: Int,
-                             sums: UnsafePointer<Int32>?, sumStride: Int, nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
-        switch type {
-        case .q5_0:
-            q5_0Group(wg, blocks: blocks, act: act, actRowBytes: actRowBytes, scales: scales, scaleStride: scaleStride,
-                      sums: sums!, sumStride: sumStride, nTokens: nTokens, acc: acc)
-        case .q8_0:
-            q8_0Group(wg, blocks: blocks, act: act, actRowBytes: actRowBytes, scales: scales, scaleStride: scaleStride,
-                      nTokens: nTokens, acc: acc)
-        }
-    }
-
-    /// One group of 8 Q5_0 rows against `nTokens` tokens: acc[t] += the rows' products.
-    @inline(__always)
-    static func q5_0Group(_ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
-                          scales: UnsafePointer<Float>, scaleStride: Int, sums: UnsafePointer<Int32>, sumStride: Int,
-                          nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
+    /// One group of 8 Q5_0 rows against `nTokens` tokens: acc[t] += the rows' products
+    /// (a `GroupKernel`; `sums` required).
+    public static func q5_0Group(_ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
+                                 scales: UnsafePointer<Float>, scaleStride: Int, sums: UnsafePointer<Int32>?, sumStride: Int,
+                                 nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
+        let sums = sums!
         let ones = _mm256_set1_epi16(1)
         for b in 0..<blocks {
             let gb = wg + b * 176
@@ -156,10 +144,11 @@ public enum AVX2Interleaved {
         }
     }
 
-    /// One group of 8 Q8_0 rows against `nTokens` tokens: acc[t] += the rows' products.
-    @inline(__always)
-    static func q8_0Group(_ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
-                          scales: UnsafePointer<Float>, scaleStride: Int, nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
+    /// One group of 8 Q8_0 rows against `nTokens` tokens: acc[t] += the rows' products
+    /// (a `GroupKernel`; `sums` unused).
+    public static func q8_0Group(_ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
+                                 scales: UnsafePointer<Float>, scaleStride: Int, sums: UnsafePointer<Int32>?, sumStride: Int,
+                                 nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
         let ones = _mm256_set1_epi16(1)
         for b in 0..<blocks {
             let gb = wg + b * 272

@@ -20,21 +20,6 @@ import SparrowCSupport
 import SparrowKernelsAVX2
 
 public enum VNNIInterleaved {
-    /// An `AVX2Interleaved.GroupKernel`: one group of 8 rows against `nTokens` tokens.
-    /// `sums` (−16·Σ of each activation block's quants) is required for both types.
-    public static func group(_ type: InterleavedType, _ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer,
-                             actRowBytes: Int, scales: UnsafePointer<Float>, scaleStride: Int,
-                             sums: UnsafePointer<Int32>?, sumStride: Int, nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
-        switch type {
-        case .q5_0:
-            q5_0Group(wg, blocks: blocks, act: act, actRowBytes: actRowBytes, scales: scales, scaleStride: scaleStride,
-                      sums: sums!, sumStride: sumStride, nTokens: nTokens, acc: acc)
-        case .q8_0:
-            q8_0Group(wg, blocks: blocks, act: act, actRowBytes: actRowBytes, scales: scales, scaleStride: scaleStride,
-                      sums: sums!, sumStride: sumStride, nTokens: nTokens, acc: acc)
-        }
-    }
-
     /// acc + Σ over the four bytes of each lane of u × the 4 signed bytes at `a` (broadcast).
     @inline(__always)
     static func dot4(_ acc: __m256i, _ u: __m256i, _ a: UnsafeRawPointer) -> __m256i {
@@ -50,10 +35,11 @@ public enum VNNIInterleaved {
         return _mm256_add_epi32(c0, c1)
     }
 
-    @inline(__always)
-    static func q5_0Group(_ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
-                          scales: UnsafePointer<Float>, scaleStride: Int, sums: UnsafePointer<Int32>, sumStride: Int,
-                          nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
+    /// `AVX2Interleaved.q5_0Group` with `vpdpbusd` (an `AVX2Interleaved.GroupKernel`; `sums` required).
+    public static func q5_0Group(_ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
+                                 scales: UnsafePointer<Float>, scaleStride: Int, sums: UnsafePointer<Int32>?, sumStride: Int,
+                                 nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
+        let sums = sums!
         for b in 0..<blocks {
             let gb = wg + b * 176
             AVX2Dot.prefetchAhead(gb, bytes: 176)
@@ -72,10 +58,11 @@ public enum VNNIInterleaved {
         }
     }
 
-    @inline(__always)
-    static func q8_0Group(_ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
-                          scales: UnsafePointer<Float>, scaleStride: Int, sums: UnsafePointer<Int32>, sumStride: Int,
-                          nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
+    /// `AVX2Interleaved.q8_0Group` with `vpdpbusd` (an `AVX2Interleaved.GroupKernel`; `sums` required).
+    public static func q8_0Group(_ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
+                                 scales: UnsafePointer<Float>, scaleStride: Int, sums: UnsafePointer<Int32>?, sumStride: Int,
+                                 nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
+        let sums = sums!
         let flip = _mm256_set1_epi8(-128)
         for b in 0..<blocks {
             let gb = wg + b * 272

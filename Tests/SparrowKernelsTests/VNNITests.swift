@@ -85,13 +85,15 @@ struct VNNITests {
                     }
                 }
                 var results: [[Float]] = []
+                var vnniKernel: AVX2Interleaved.GroupKernel = VNNIInterleaved.q8_0Group
+                if type == .q5_0 { vnniKernel = VNNIInterleaved.q5_0Group }
                 for vnni in [false, true] {
                     var y = [Float](repeating: .nan, count: 8 * groups * nTokens)
                     packed.withUnsafeBytes { w in act.withUnsafeBytes { a in y.withUnsafeMutableBufferPointer { yp in
                         AVX2Interleaved.matmul(kind, w.baseAddress!, groups: groups, blocks: blocks, act: a.baseAddress!,
                                                actRowBytes: actRowBytes, scales: scales, scaleStride: 2 * blocks, sums: sums,
                                                sumStride: blocks, nTokens: nTokens, y: yp.baseAddress!, yStride: 8 * groups,
-                                               kernel: vnni ? VNNIInterleaved.group : AVX2Interleaved.group)
+                                               kernel: vnni ? vnniKernel : nil)
                     } } }
                     results.append(y)
                 }
