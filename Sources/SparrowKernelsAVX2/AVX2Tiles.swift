@@ -74,13 +74,15 @@ public enum Block32Type: Sendable {
 /// `scales` holds their scales as f32 pairs (d, s) per block (s is used only with Q8_1).
 public enum AVX2Tiles {
     /// How far ahead of the current block the K-quant decode kernels (`AVX2Dot.q4_KFolded`,
-    /// `q6_K`, …) prefetch weights, in bytes (default 2048, measured best on 2-core AMD EPYC;
-    /// 1024–8192 are all within a few percent; without it Qwen2.5-1.5B decode was 5–21% slower
-    /// in three A/B pairs).
+    /// `q6_K`, …) and the interleaved kernels prefetch weights, in bytes (default 4096. On a
+    /// 2-core Zen 5 with ~74 GB/s of triad bandwidth, 4096 beat 2048 by 3–7% in every pair —
+    /// Qwen2.5-Coder-1.5B and -0.5B decode, eight-sequence decode, prefill — with 3072 and 6144
+    /// between; on the earlier ~23 GB/s machine 1024–8192 were all within a few percent, and
+    /// without prefetching Qwen2.5-1.5B decode was 5–21% slower in three A/B pairs).
     /// `SPARROW_PREFETCH_BYTES` overrides it.
     nonisolated(unsafe) public static var prefetchDistance: Int = {
         if let v = getenv("SPARROW_PREFETCH_BYTES"), let n = Int(String(cString: v)), n >= 0 { return n }
-        return 2048
+        return 4096
     }()
 
     /// Activation block size for a weight type.
