@@ -5,9 +5,14 @@ import Darwin
 #endif
 import SparrowFormats
 
-/// Q5_0 and Q8_0 weights repacked eight rows side by side, for the AVX2 kernels in
-/// `AVX2Interleaved` (which documents the byte layout). A group of 8 rows takes exactly the
-/// bytes the 8 rows take in the ggml layout, so group g starts at `8·g·rowBytes`.
+/// Q5_0, Q8_0, Q4_K and Q6_K weights repacked eight rows side by side, for the AVX2 kernels in
+/// `AVX2Interleaved` (which documents the Q5_0/Q8_0 byte layout) and `AVX2KGroups`. A group of
+/// 8 rows takes exactly the bytes the 8 rows take in the ggml layout, so group g starts at
+/// `8·g·rowBytes`. K-quants: group block b (the rows' superblocks b) holds 32-bit word w of
+/// row r's superblock at byte 32w + 4r — the word transpose the group kernels otherwise do on
+/// the fly — so one-token decode reads eight rows at once without transposing. Q4_K (1152
+/// bytes): words 0…3 are the rows' d, dmin and scales, words 4 + 8j ..< 12 + 8j quant chunk j.
+/// Q6_K (1680 bytes): words 0…31 ql, 32…47 qh, 48…51 scales, then the eight f16 d at 1664.
 ///
 /// The repacked copy replaces the mapped rows (the loader releases the mapped pages), so
 /// resident memory stays the file's size. Only CPUs with AVX2 use it: elsewhere the portable
@@ -25,12 +30,12 @@ public enum Interleaved {
 
     /// Whether `type` has an interleaved layout and `rows` fill whole groups.
     public static func supports(_ type: GGMLType, rows: Int) -> Bool {
-        (type == .q5_0 || type == .q8_0) && rows > 0 && rows % groupRows == 0
+        (type == .q5_0 || type == .q8_0 || type == .q4_K || type == .q6_K) && rows > 0 && rows % groupRows == 0
     }
 
-    static func groupBlockBytes(_ type: GGMLType) -> Int { type == .q5_0 ? 176 : 272 }
+    static func groupBlockBytes(_ type: GGMLType) -> Int { groupRows * type.typeSize }
 
-    /// Repacks 8 ggml-layout rows (`rowBytes` apart, `blocks` 32-value blocks each) into one
+    /// Repacks 8 ggml-layout rows (`rowBytes` apart, `blocks` blocks of the type each) into one
     /// group at `dst` (`8·rowBytes` bytes). Word moves only: a Q5_0 nibble chunk c is exactly
     /// bytes 4c..4c+3 of each row's ggml nibbles (quant 4c+j in the low nibble, 4c+16+j in the
     /// high one), and high-bit byte 4r+j gathers bits j, j+4, …, j+28 of row r's `qh`.
@@ -42,6 +47,11 @@ public enum Interleaved {
             let gb = dst + b * gbb
             for r in 0..<groupRows {
                 let xb = src + r * rowBytes + b * bb
+                if type == .q4_K || type == .q6_K {
+                    for w in 0..<bb / 4 { gb.storeBytes(of: xb.loadUnaligned(fromByteOffset: 4 * w, as: UInt32.self), toByteOffset: 32 * w + 4 * r, as: UInt32.self) }
+                    if type == .q6_K { gb.storeBytes(of: xb.loadUnaligned(fromByteOffset: 208, as: UInt16.self), toByteOffset: 1664 + 2 * r, as: UInt16.self) }
+                    continue
+                }
                 gb.storeBytes(of: xb.loadUnaligned(as: UInt16.self), toByteOffset: 2 * r, as: UInt16.self)
                 if type == .q8_0 {
                     for k in 0..<8 {
@@ -67,6 +77,11 @@ public enum Interleaved {
         let gbb = groupBlockBytes(type), bb = type.typeSize
         for b in 0..<blocks {
             let gb = group + b * gbb, xb = dst + b * bb
+            if type == .q4_K || type == .q6_K {
+                for w in 0..<bb / 4 { xb.storeBytes(of: gb.loadUnaligned(fromByteOffset: 32 * w + 4 * r, as: UInt32.self), toByteOffset: 4 * w, as: UInt32.self) }
+                if type == .q6_K { xb.storeBytes(of: gb.loadUnaligned(fromByteOffset: 1664 + 2 * r, as: UInt16.self), toByteOffset: 208, as: UInt16.self) }
+                continue
+            }
             xb.storeBytes(of: gb.loadUnaligned(fromByteOffset: 2 * r, as: UInt16.self), as: UInt16.self)
             if type == .q8_0 {
                 for k in 0..<8 {

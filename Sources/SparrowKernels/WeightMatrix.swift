@@ -77,14 +77,25 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// This matrix repacked eight rows side by side (`Interleaved`) in fresh memory of the same
     /// size, or nil when `canInterleave` is false. The products of one row come out the same
-    /// whatever the number of tokens, as with the ggml layout, but summed in a different order
-    /// (per block instead of per lane), so they differ from the ggml layout's in the last bits.
-    public func interleaved() -> WeightMatrix? {
+    /// whatever the number of tokens, as with the ggml layout; Q5_0/Q8_0 rows are summed in a
+    /// different order (per block instead of per lane), so they differ from the ggml layout's
+    /// in the last bits, while K-quant rows give the ggml layout's bits.
+    /// - release: called with each ~8 MiB of source rows once they are copied (the loader drops
+    ///   those mapped pages, so a large matrix is never resident twice)
+    public func interleaved(release: ((UnsafeRawPointer, Int) -> Void)? = nil) -> WeightMatrix? {
         guard canInterleave else { return nil }
         let storage = ByteStorage(count: rows * rowBytes)
         let groupBytes = Interleaved.groupRows * rowBytes
-        for g in 0..<rows / Interleaved.groupRows {
-            Interleaved.repack(type, data + g * groupBytes, rowBytes: rowBytes, blocks: cols / 32, into: storage.pointer + g * groupBytes)
+        let groupsPerRelease = max(1, (8 << 20) / groupBytes)
+        let groups = rows / Interleaved.groupRows
+        var released = 0
+        for g in 0..<groups {
+            Interleaved.repack(type, data + g * groupBytes, rowBytes: rowBytes, blocks: cols / type.blockSize,
+                               into: storage.pointer + g * groupBytes)
+            if g + 1 - released == groupsPerRelease || g + 1 == groups {
+                release?(data + released * groupBytes, (g + 1 - released) * groupBytes)
+                released = g + 1
+            }
         }
         return WeightMatrix(name: name, type: type, rows: rows, cols: cols, data: storage.pointer, rowBytes: rowBytes,
                             owner: storage, layout: .interleaved8)
@@ -163,7 +174,7 @@ public struct WeightMatrix: @unchecked Sendable {
     @inline(__always)
     func rows(from: Int, to: Int, _ act: Activations, nTokens: Int, into y: UnsafeMutablePointer<Float>) {
         #if arch(x86_64)
-        if layout == .interleaved8, let scales = act.scales {
+        if layout == .interleaved8, type == .q5_0 || type == .q8_0, let scales = act.scales {
             // `from` and `to` are multiples of 8 (see `matmul`).
             var vnni: AVX2Interleaved.GroupKernel? = nil
             if QuantKernels.useVNNI { vnni = type == .q5_0 ? VNNIInterleaved.q5_0Group : VNNIInterleaved.q8_0Group }
@@ -179,10 +190,11 @@ public struct WeightMatrix: @unchecked Sendable {
                              nTokens: nTokens, blocks: cols / 32, y: y + from, yStride: rows)
             return
         }
-        if nTokens >= 2, QuantKernels.useAVX2, type == .q4_K || type == .q6_K {
+        if nTokens >= 2 || layout == .interleaved8, QuantKernels.useAVX2, type == .q4_K || type == .q6_K {
             // Batched decode and prefill: groups of 8 rows transposed on the fly
             // (AVX2KGroups), each superblock unpacked once per chunk of tokens whose
             // activations (≤ 192 KB) stay in L2; leftover rows one by one, same arithmetic.
+            // Interleaved matrices are stored transposed (`Interleaved`), for any token count.
             let blocks = cols / 256, ab = act.rowBytes
             let chunk = max(1, min(nTokens, 196_608 / ab))
             let scratch = UnsafeMutableRawPointer.allocate(byteCount: AVX2Dot.kGroupScratchBytes(nTokens: chunk), alignment: 64)
@@ -199,7 +211,8 @@ public struct WeightMatrix: @unchecked Sendable {
                     case (false, true): VNNIKGroups.q6_KGroup8
                     case (false, false): AVX2Dot.q6_KGroup8
                     }
-                    kernel(data + r * rowBytes, rowBytes, blocks, act.buffer + t0 * ab, ab, n, scratch, y + t0 * rows + r, rows)
+                    kernel(data + r * rowBytes, rowBytes, blocks, act.buffer + t0 * ab, ab, n, scratch, y + t0 * rows + r, rows,
+                           layout == .interleaved8)
                     r += 8
                 }
                 t0 += n
@@ -231,7 +244,7 @@ public struct WeightMatrix: @unchecked Sendable {
         defer { row.deallocate() }
         let g = index / Interleaved.groupRows
         Interleaved.unpack(type, group: data + g * Interleaved.groupRows * rowBytes, lane: index % Interleaved.groupRows,
-                           blocks: cols / 32, into: row)
+                           blocks: cols / type.blockSize, into: row)
         try dequantizeRow(type, row, dst, count: cols)
     }
 }

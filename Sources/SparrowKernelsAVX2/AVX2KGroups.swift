@@ -74,6 +74,17 @@ extension AVX2Dot {
         return _mm256_cvtph_ps(_mm_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7)))
     }
 
+    /// 32-bit words w ..< w + 8 of eight rows' superblocks at `xb`, one row per lane: transposed
+    /// from rows `rowBytes` apart, or loaded from a packed group block (`Interleaved`: word w of
+    /// row r at 32w + 4r).
+    @inlinable @inline(__always)
+    static func groupWords(_ xb: UnsafeRawPointer, _ rowBytes: Int, _ w: Int, packed: Bool) -> V8 {
+        guard packed else { return transpose8(load8(xb + 4 * w, rowBytes)) }
+        let p = xb + 32 * w
+        return (load256(p), load256(p + 32), load256(p + 64), load256(p + 96),
+                load256(p + 128), load256(p + 160), load256(p + 192), load256(p + 224))
+    }
+
     /// Bytes of scratch memory `q4_KGroup8` and `q6_KGroup8` need for `nTokens` tokens
     /// (64 unpacked quant vectors, then an integer and a float accumulator per token).
     public static func kGroupScratchBytes(nTokens: Int) -> Int { 64 * 32 + 64 * nTokens }
@@ -85,10 +96,13 @@ extension AVX2Dot {
     /// Eight Q4_K rows (`rowBytes` apart, `blocks` superblocks each) × `nTokens` Q8_K rows
     /// (`actRowBytes` apart): y[t·yStride + r] for r = 0..<8.
     /// - scratch: `kGroupScratchBytes(nTokens)` bytes, 32-byte aligned
+    /// - packed: the rows are one group of the interleaved layout (`Interleaved`: 1152-byte
+    ///   group blocks, already transposed; `rowBytes` unused), any token count
     public static func q4_KGroup8(_ x: UnsafeRawPointer, rowBytes: Int, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
-                                  nTokens: Int, scratch: UnsafeMutableRawPointer, y: UnsafeMutablePointer<Float>, yStride: Int) {
+                                  nTokens: Int, scratch: UnsafeMutableRawPointer, y: UnsafeMutablePointer<Float>, yStride: Int,
+                                  packed: Bool) {
         q4_KGroup8(AVX2KDot.self, x, rowBytes: rowBytes, blocks: blocks, act: act, actRowBytes: actRowBytes, nTokens: nTokens,
-                   scratch: scratch, y: y, yStride: yStride)
+                   scratch: scratch, y: y, yStride: yStride, packed: packed)
     }
 
     /// `q4_KGroup8` with the products formed by `D`, specialised in the module that calls it
@@ -96,20 +110,32 @@ extension AVX2Dot {
     @inlinable @inline(__always)
     public static func q4_KGroup8<D: KGroupDot>(_: D.Type, _ x: UnsafeRawPointer, rowBytes: Int, blocks: Int, act: UnsafeRawPointer,
                                                 actRowBytes: Int, nTokens: Int, scratch: UnsafeMutableRawPointer,
-                                                y: UnsafeMutablePointer<Float>, yStride: Int) {
+                                                y: UnsafeMutablePointer<Float>, yStride: Int, packed: Bool) {
         let q = scratch.bindMemory(to: __m256i.self, capacity: 64 + 2 * nTokens)  // quants: vector k of sub-block s at 8s + k
         let isum = q + 64
         let acc = UnsafeMutableRawPointer(isum + nTokens).assumingMemoryBound(to: __m256.self)
         let m4 = _mm256_set1_epi8(0x0F), sign = _mm256_set1_ps(-0.0)
         for t in 0..<nTokens { acc[t] = _mm256_setzero_ps() }
         for i in 0..<blocks {
-            let xb = x + i * 144
-            for r in 0..<8 { prefetchAhead(xb + r * rowBytes + kGroupPrefetchBlocks * 144, bytes: 144) }
+            // Word w of the eight rows' superblocks: transposed here, or stored so (packed).
+            let xb = x + i * (packed ? 8 * 144 : 144)
+            @inline(__always) func words(_ w: Int) -> V8 { groupWords(xb, rowBytes, w, packed: packed) }
+            if packed {
+                prefetchAhead(xb, bytes: 8 * 144)
+            } else {
+                for r in 0..<8 { prefetchAhead(xb + r * rowBytes + kGroupPrefetchBlocks * 144, bytes: 144) }
+            }
             // The superblocks' first 16 bytes, one row per lane: h.0 = (d, dmin) f16, h.1…h.3 = the
             // 12 packed 6-bit scale and min bytes, unpacked for all eight rows at once as
             // `kQuantScalesAndMins` does for one: sc0 = scales 0–3, sc1 = scales 4–7, mn0 / mn1
             // = mins 0–3 / 4–7, a byte each.
-            let h = transpose8(load8(xb, rowBytes))
+            let h: (__m256i, __m256i, __m256i, __m256i)
+            if packed {
+                h = (load256(xb), load256(xb + 32), load256(xb + 64), load256(xb + 96))
+            } else {
+                let t = transpose8(load8(xb, rowBytes))
+                h = (t.0, t.1, t.2, t.3)
+            }
             let m6 = _mm256_set1_epi32(0x3F3F_3F3F), m4x = _mm256_set1_epi32(0x0F0F_0F0F), m2 = _mm256_set1_epi32(0x0303_0303)
             let sc0 = _mm256_and_si256(h.1, m6), mn0 = _mm256_and_si256(h.2, m6)
             let sc1 = _mm256_or_si256(_mm256_and_si256(h.3, m4x), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h.1, 6), m2), 4))
@@ -120,29 +146,49 @@ extension AVX2Dot {
                                                                 0x0504_0100, 0x0D0C_0908, 0x0706_0302, 0x0F0E_0B0A))
             let d = _mm256_cvtph_ps(_mm_unpacklo_epi64(lo128(dh), hi128(dh)))
             let dmin = _mm256_cvtph_ps(_mm_unpackhi_epi64(lo128(dh), hi128(dh)))
-            // Chunk j's 32 bytes hold sub-block 2j in the low nibbles, 2j+1 in the high ones.
-            @inline(__always) func unpack(_ j: Int) {
-                let c = transpose8(load8(xb + 16 + 32 * j, rowBytes))
-                let lo = q + 16 * j, hi = lo + 8
-                @inline(__always) func put(_ k: Int, _ v: __m256i) {
-                    lo[k] = _mm256_and_si256(v, m4)
-                    hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)
-                }
-                put(0, c.0); put(1, c.1); put(2, c.2); put(3, c.3); put(4, c.4); put(5, c.5); put(6, c.6); put(7, c.7)
+            // Chunk j's 32 bytes (words 4 + 8j …) hold sub-block 2j in the low nibbles, 2j+1 in
+            // the high ones.
+            @inline(__always) func low(_ c: V8) -> V8 {
+                (_mm256_and_si256(c.0, m4), _mm256_and_si256(c.1, m4), _mm256_and_si256(c.2, m4), _mm256_and_si256(c.3, m4),
+                 _mm256_and_si256(c.4, m4), _mm256_and_si256(c.5, m4), _mm256_and_si256(c.6, m4), _mm256_and_si256(c.7, m4))
             }
-            unpack(0); unpack(1); unpack(2); unpack(3)
-            for t in 0..<nTokens { isum[t] = _mm256_setzero_si256() }
-            @inline(__always) func sub(_ s: Int, _ sc: __m256i) {
-                let qs = q + 8 * s
-                let v = (qs[0], qs[1], qs[2], qs[3], qs[4], qs[5], qs[6], qs[7])
-                var a = act + i * 292 + 4 + 32 * s
-                for t in 0..<nTokens {
-                    isum[t] = _mm256_add_epi32(isum[t], D.q4Sub(v, a, sc))
-                    a += actRowBytes
-                }
+            @inline(__always) func high(_ c: V8) -> V8 {
+                low((_mm256_srli_epi16(c.0, 4), _mm256_srli_epi16(c.1, 4), _mm256_srli_epi16(c.2, 4), _mm256_srli_epi16(c.3, 4),
+                     _mm256_srli_epi16(c.4, 4), _mm256_srli_epi16(c.5, 4), _mm256_srli_epi16(c.6, 4), _mm256_srli_epi16(c.7, 4)))
             }
-            sub(0, D.q4Scale(sc0, 0)); sub(1, D.q4Scale(sc0, 1)); sub(2, D.q4Scale(sc0, 2)); sub(3, D.q4Scale(sc0, 3))
-            sub(4, D.q4Scale(sc1, 0)); sub(5, D.q4Scale(sc1, 1)); sub(6, D.q4Scale(sc1, 2)); sub(7, D.q4Scale(sc1, 3))
+            let scales = (D.q4Scale(sc0, 0), D.q4Scale(sc0, 1), D.q4Scale(sc0, 2), D.q4Scale(sc0, 3),
+                          D.q4Scale(sc1, 0), D.q4Scale(sc1, 1), D.q4Scale(sc1, 2), D.q4Scale(sc1, 3))
+            if nTokens == 1 {
+                // Decode: each chunk's quants straight into the products, no scratch round trip.
+                let a = act + i * 292 + 4
+                @inline(__always) func chunk(_ j: Int, _ s0: __m256i, _ s1: __m256i) -> __m256i {
+                    let c = words(4 + 8 * j)
+                    return _mm256_add_epi32(D.q4Sub(low(c), a + 64 * j, s0), D.q4Sub(high(c), a + 64 * j + 32, s1))
+                }
+                isum[0] = _mm256_add_epi32(_mm256_add_epi32(chunk(0, scales.0, scales.1), chunk(1, scales.2, scales.3)),
+                                           _mm256_add_epi32(chunk(2, scales.4, scales.5), chunk(3, scales.6, scales.7)))
+            } else {
+                // Unpacked once into L1 for every token.
+                @inline(__always) func unpack(_ j: Int) {
+                    let c = words(4 + 8 * j)
+                    let lo = low(c), hi = high(c), v = q + 16 * j
+                    v[0] = lo.0; v[1] = lo.1; v[2] = lo.2; v[3] = lo.3; v[4] = lo.4; v[5] = lo.5; v[6] = lo.6; v[7] = lo.7
+                    v[8] = hi.0; v[9] = hi.1; v[10] = hi.2; v[11] = hi.3; v[12] = hi.4; v[13] = hi.5; v[14] = hi.6; v[15] = hi.7
+                }
+                unpack(0); unpack(1); unpack(2); unpack(3)
+                for t in 0..<nTokens { isum[t] = _mm256_setzero_si256() }
+                @inline(__always) func sub(_ s: Int, _ sc: __m256i) {
+                    let qs = q + 8 * s
+                    let v = (qs[0], qs[1], qs[2], qs[3], qs[4], qs[5], qs[6], qs[7])
+                    var a = act + i * 292 + 4 + 32 * s
+                    for t in 0..<nTokens {
+                        isum[t] = _mm256_add_epi32(isum[t], D.q4Sub(v, a, sc))
+                        a += actRowBytes
+                    }
+                }
+                sub(0, scales.0); sub(1, scales.1); sub(2, scales.2); sub(3, scales.3)
+                sub(4, scales.4); sub(5, scales.5); sub(6, scales.6); sub(7, scales.7)
+            }
             // Lane r of mins j: row r's (min 2j, min 2j+1) as i16.
             let mins0 = _mm256_shuffle_epi8(mn0, byteMask(0, 1)), mins1 = _mm256_shuffle_epi8(mn0, byteMask(2, 3))
             let mins2 = _mm256_shuffle_epi8(mn1, byteMask(0, 1)), mins3 = _mm256_shuffle_epi8(mn1, byteMask(2, 3))
@@ -166,10 +212,13 @@ extension AVX2Dot {
     /// Eight Q6_K rows (`rowBytes` apart, `blocks` superblocks each) × `nTokens` Q8_K rows
     /// (`actRowBytes` apart): y[t·yStride + r] for r = 0..<8.
     /// - scratch: `kGroupScratchBytes(nTokens)` bytes, 32-byte aligned
+    /// - packed: the rows are one group of the interleaved layout (`Interleaved`: 1680-byte
+    ///   group blocks, already transposed; `rowBytes` unused), any token count
     public static func q6_KGroup8(_ x: UnsafeRawPointer, rowBytes: Int, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
-                                  nTokens: Int, scratch: UnsafeMutableRawPointer, y: UnsafeMutablePointer<Float>, yStride: Int) {
+                                  nTokens: Int, scratch: UnsafeMutableRawPointer, y: UnsafeMutablePointer<Float>, yStride: Int,
+                                  packed: Bool) {
         q6_KGroup8(AVX2KDot.self, x, rowBytes: rowBytes, blocks: blocks, act: act, actRowBytes: actRowBytes, nTokens: nTokens,
-                   scratch: scratch, y: y, yStride: yStride)
+                   scratch: scratch, y: y, yStride: yStride, packed: packed)
     }
 
     /// `q6_KGroup8` with the products formed by `D`, specialised in the module that calls it
@@ -177,7 +226,7 @@ extension AVX2Dot {
     @inlinable @inline(__always)
     public static func q6_KGroup8<D: KGroupDot>(_: D.Type, _ x: UnsafeRawPointer, rowBytes: Int, blocks: Int, act: UnsafeRawPointer,
                                                 actRowBytes: Int, nTokens: Int, scratch: UnsafeMutableRawPointer,
-                                                y: UnsafeMutablePointer<Float>, yStride: Int) {
+                                                y: UnsafeMutablePointer<Float>, yStride: Int, packed: Bool) {
         let q = scratch.bindMemory(to: __m256i.self, capacity: 64 + 2 * nTokens)  // quants: values 4v..<4v+4 at v
         let isum = q + 64
         let acc = UnsafeMutableRawPointer(isum + nTokens).assumingMemoryBound(to: __m256.self)
@@ -185,44 +234,96 @@ extension AVX2Dot {
         let m48 = _mm256_set1_epi8(48), m192 = _mm256_set1_epi8(-64)
         for t in 0..<nTokens { acc[t] = _mm256_setzero_ps() }
         for i in 0..<blocks {
-            let xb = x + i * 210
-            for r in 0..<8 { prefetchAhead(xb + r * rowBytes + kGroupPrefetchBlocks * 210, bytes: 210) }
-            let d = halves8(xb, rowBytes, 208)
+            // Words 0…51 (ql, qh, scales) of the eight rows' superblocks: transposed here, or
+            // stored so (packed, then the eight f16 d at 1664).
+            let xb = x + i * (packed ? 8 * 210 : 210)
+            @inline(__always) func words(_ w: Int) -> V8 { groupWords(xb, rowBytes, w, packed: packed) }
+            let d: __m256
             // Lane r of w.j: row r's (scale 2j, scale 2j+1) as i16 (16 values per scale).
-            @inline(__always) func sc(_ r: Int) -> __m256i { _mm256_cvtepi8_epi16(load128(xb + r * rowBytes + 192)) }
-            let w = transpose8((sc(0), sc(1), sc(2), sc(3), sc(4), sc(5), sc(6), sc(7)))
+            let w: V8
+            if packed {
+                prefetchAhead(xb, bytes: 8 * 210)
+                d = _mm256_cvtph_ps(load128(xb + 1664))
+                // Word k (48 + k) holds scales 4k…4k+3: each pair moved to the high bytes of two
+                // i16 and shifted down, sign-extending.
+                @inline(__always) func pairs(_ v: __m256i, _ b: Int) -> __m256i {
+                    @inline(__always) func lane(_ m: Int) -> Int32 { Int32(4 * m + b) << 8 | Int32(4 * m + b + 1) << 24 | 0x0080_0080 }
+                    return _mm256_srai_epi16(_mm256_shuffle_epi8(v, _mm256_setr_epi32(lane(0), lane(1), lane(2), lane(3),
+                                                                                     lane(0), lane(1), lane(2), lane(3))), 8)
+                }
+                let s0 = load256(xb + 32 * 48), s1 = load256(xb + 32 * 49), s2 = load256(xb + 32 * 50), s3 = load256(xb + 32 * 51)
+                w = (pairs(s0, 0), pairs(s0, 2), pairs(s1, 0), pairs(s1, 2), pairs(s2, 0), pairs(s2, 2), pairs(s3, 0), pairs(s3, 2))
+            } else {
+                for r in 0..<8 { prefetchAhead(xb + r * rowBytes + kGroupPrefetchBlocks * 210, bytes: 210) }
+                d = halves8(xb, rowBytes, 208)
+                @inline(__always) func sc(_ r: Int) -> __m256i { _mm256_cvtepi8_epi16(load128(xb + r * rowBytes + 192)) }
+                w = transpose8((sc(0), sc(1), sc(2), sc(3), sc(4), sc(5), sc(6), sc(7)))
+            }
             // Half j (128 values): ql bytes 64j..<64j+64 hold values l and 64+l (bytes l < 32)
             // and 32+l and 96+l (bytes 32+l) in their low and high nibbles; qh byte 32j+l holds
-            // bits 4–5 of values l, 32+l, 64+l, 96+l in bit pairs 0, 2, 4, 6.
-            @inline(__always) func unpack(_ j: Int) {
-                let l1 = transpose8(load8(xb + 64 * j, rowBytes))
-                let l2 = transpose8(load8(xb + 64 * j + 32, rowBytes))
-                let h = transpose8(load8(xb + 128 + 32 * j, rowBytes))
-                let v = q + 32 * j
-                @inline(__always) func put(_ k: Int, _ a: __m256i, _ b: __m256i, _ h: __m256i) {
-                    v[k] = _mm256_or_si256(_mm256_and_si256(a, m15), _mm256_slli_epi16(_mm256_and_si256(h, m3), 4))
-                    v[8 + k] = _mm256_or_si256(_mm256_and_si256(b, m15), _mm256_slli_epi16(_mm256_and_si256(h, m12), 2))
-                    v[16 + k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m15), _mm256_and_si256(h, m48))
-                    v[24 + k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m15),
-                                                _mm256_srli_epi16(_mm256_and_si256(h, m192), 2))
+            // bits 4–5 of values l, 32+l, 64+l, 96+l in bit pairs 0, 2, 4, 6. Its four 32-value
+            // chunks (c = 4j + m) as vectors k = 0…7 each.
+            @inline(__always) func quants(_ j: Int) -> (V8, V8, V8, V8) {
+                let l1 = words(16 * j), l2 = words(16 * j + 8), h = words(32 + 8 * j)
+                @inline(__always) func v(_ f: (__m256i, __m256i, __m256i) -> __m256i) -> V8 {
+                    (f(l1.0, l2.0, h.0), f(l1.1, l2.1, h.1), f(l1.2, l2.2, h.2), f(l1.3, l2.3, h.3),
+                     f(l1.4, l2.4, h.4), f(l1.5, l2.5, h.5), f(l1.6, l2.6, h.6), f(l1.7, l2.7, h.7))
                 }
-                put(0, l1.0, l2.0, h.0); put(1, l1.1, l2.1, h.1); put(2, l1.2, l2.2, h.2); put(3, l1.3, l2.3, h.3)
-                put(4, l1.4, l2.4, h.4); put(5, l1.5, l2.5, h.5); put(6, l1.6, l2.6, h.6); put(7, l1.7, l2.7, h.7)
+                return (v { a, _, h in _mm256_or_si256(_mm256_and_si256(a, m15), _mm256_slli_epi16(_mm256_and_si256(h, m3), 4)) },
+                        v { _, b, h in _mm256_or_si256(_mm256_and_si256(b, m15), _mm256_slli_epi16(_mm256_and_si256(h, m12), 2)) },
+                        v { a, _, h in _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m15), _mm256_and_si256(h, m48)) },
+                        v { _, b, h in _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m15),
+                                                       _mm256_srli_epi16(_mm256_and_si256(h, m192), 2)) })
             }
-            unpack(0); unpack(1)
-            for t in 0..<nTokens { isum[t] = _mm256_setzero_si256() }
-            // 32 values (sub-blocks 2c and 2c+1, vectors 8c..<8c+8).
-            @inline(__always) func chunk(_ c: Int, _ pair: __m256i) {
-                let qs = q + 8 * c
-                let v = (qs[0], qs[1], qs[2], qs[3], qs[4], qs[5], qs[6], qs[7])
-                let (s0, s1) = D.q6Scales(pair)
-                var a = act + i * 292 + 4 + 32 * c
-                for t in 0..<nTokens {
-                    isum[t] = _mm256_add_epi32(isum[t], D.q6Chunk(v, a, s0, s1))
-                    a += actRowBytes
+            @inline(__always) func pair(_ c: Int) -> __m256i {
+                switch c {
+                case 0: w.0
+                case 1: w.1
+                case 2: w.2
+                case 3: w.3
+                case 4: w.4
+                case 5: w.5
+                case 6: w.6
+                default: w.7
                 }
             }
-            chunk(0, w.0); chunk(1, w.1); chunk(2, w.2); chunk(3, w.3); chunk(4, w.4); chunk(5, w.5); chunk(6, w.6); chunk(7, w.7)
+            if nTokens == 1 {
+                // Decode: each chunk's quants straight into the products, no scratch round trip.
+                let a = act + i * 292 + 4
+                var sum = _mm256_setzero_si256()
+                @inline(__always) func chunk(_ c: Int, _ v: V8) {
+                    let (s0, s1) = D.q6Scales(pair(c))
+                    sum = _mm256_add_epi32(sum, D.q6Chunk(v, a + 32 * c, s0, s1))
+                }
+                let h0 = quants(0)
+                chunk(0, h0.0); chunk(1, h0.1); chunk(2, h0.2); chunk(3, h0.3)
+                let h1 = quants(1)
+                chunk(4, h1.0); chunk(5, h1.1); chunk(6, h1.2); chunk(7, h1.3)
+                isum[0] = sum
+            } else {
+                // Unpacked once into L1 for every token.
+                @inline(__always) func store(_ c: Int, _ v: V8) {
+                    let p = q + 8 * c
+                    p[0] = v.0; p[1] = v.1; p[2] = v.2; p[3] = v.3; p[4] = v.4; p[5] = v.5; p[6] = v.6; p[7] = v.7
+                }
+                let h0 = quants(0)
+                store(0, h0.0); store(1, h0.1); store(2, h0.2); store(3, h0.3)
+                let h1 = quants(1)
+                store(4, h1.0); store(5, h1.1); store(6, h1.2); store(7, h1.3)
+                for t in 0..<nTokens { isum[t] = _mm256_setzero_si256() }
+                // 32 values (sub-blocks 2c and 2c+1, vectors 8c..<8c+8).
+                @inline(__always) func chunk(_ c: Int) {
+                    let qs = q + 8 * c
+                    let v = (qs[0], qs[1], qs[2], qs[3], qs[4], qs[5], qs[6], qs[7])
+                    let (s0, s1) = D.q6Scales(pair(c))
+                    var a = act + i * 292 + 4 + 32 * c
+                    for t in 0..<nTokens {
+                        isum[t] = _mm256_add_epi32(isum[t], D.q6Chunk(v, a, s0, s1))
+                        a += actRowBytes
+                    }
+                }
+                chunk(0); chunk(1); chunk(2); chunk(3); chunk(4); chunk(5); chunk(6); chunk(7)
+            }
             var yb = act + i * 292
             for t in 0..<nTokens {
                 // 32·Σ_s sc_s·Σ a, the quants' −32 offset (bsums are per 16 values, one per scale).

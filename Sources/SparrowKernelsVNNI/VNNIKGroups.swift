@@ -50,16 +50,18 @@ public enum VNNIKDot: KGroupDot {
 public enum VNNIKGroups {
     /// `AVX2Dot.q4_KGroup8` with `VNNIKDot` (same arguments, same results).
     public static func q4_KGroup8(_ x: UnsafeRawPointer, rowBytes: Int, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
-                                  nTokens: Int, scratch: UnsafeMutableRawPointer, y: UnsafeMutablePointer<Float>, yStride: Int) {
+                                  nTokens: Int, scratch: UnsafeMutableRawPointer, y: UnsafeMutablePointer<Float>, yStride: Int,
+                                  packed: Bool) {
         AVX2Dot.q4_KGroup8(VNNIKDot.self, x, rowBytes: rowBytes, blocks: blocks, act: act, actRowBytes: actRowBytes,
-                           nTokens: nTokens, scratch: scratch, y: y, yStride: yStride)
+                           nTokens: nTokens, scratch: scratch, y: y, yStride: yStride, packed: packed)
     }
 
     /// `AVX2Dot.q6_KGroup8` with `VNNIKDot` (same arguments, same results).
     public static func q6_KGroup8(_ x: UnsafeRawPointer, rowBytes: Int, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
-                                  nTokens: Int, scratch: UnsafeMutableRawPointer, y: UnsafeMutablePointer<Float>, yStride: Int) {
+                                  nTokens: Int, scratch: UnsafeMutableRawPointer, y: UnsafeMutablePointer<Float>, yStride: Int,
+                                  packed: Bool) {
         AVX2Dot.q6_KGroup8(VNNIKDot.self, x, rowBytes: rowBytes, blocks: blocks, act: act, actRowBytes: actRowBytes,
-                           nTokens: nTokens, scratch: scratch, y: y, yStride: yStride)
+                           nTokens: nTokens, scratch: scratch, y: y, yStride: yStride, packed: packed)
     }
 }
 #endif

@@ -3,7 +3,7 @@ import SparrowKernels
 
 /// Binds GGUF tensors by their exact llama.cpp names, checking shapes. Weights are read in
 /// place from the mapping, except small f16/bf16 norm vectors converted to f32 and, on CPUs
-/// with AVX2, dense Q5_0/Q8_0 matrices repacked eight rows side by side
+/// with AVX2, dense Q5_0/Q8_0/Q4_K/Q6_K matrices repacked eight rows side by side
 /// (`WeightMatrix.interleaved()`), whose mapped pages are then released so resident memory
 /// stays the file's size.
 public struct WeightLoader {
@@ -30,7 +30,8 @@ public struct WeightLoader {
             throw .format(error)
         }
         // The input embedding is only read a row per token, unless the output layer is tied to it.
-        guard name != "token_embd.weight" || !has("output.weight"), let packed = m.interleaved() else { return m }
+        guard name != "token_embd.weight" || !has("output.weight"),
+              let packed = m.interleaved(release: { gguf.file.release($0, count: $1) }) else { return m }
         gguf.file.release(t.data, count: t.byteCount)
         return packed
     }

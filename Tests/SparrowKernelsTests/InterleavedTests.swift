@@ -2,16 +2,18 @@ import SparrowFormats
 import SparrowKernels
 import Testing
 
-/// Q5_0/Q8_0 weights repacked eight rows side by side (`Interleaved`, `AVX2Interleaved`).
-@Suite("Row-interleaved Q5_0/Q8_0 weights")
+/// Q5_0/Q8_0/Q4_K weights repacked eight rows side by side (`Interleaved`, `AVX2Interleaved`,
+/// `AVX2KGroups`).
+@Suite("Row-interleaved Q5_0/Q8_0/Q4_K weights")
 struct InterleavedTests {
     static let types: [GGMLType] = [.q5_0, .q8_0]
 
     /// `rows` random rows of `type` as one matrix, with its row bytes.
     static func matrix(_ type: GGMLType, rows: Int, blocks: Int, rng: inout SplitMix64) throws -> (WeightMatrix, [[UInt8]]) {
-        let rowBytes = (0..<rows).map { _ in randomRow(type, count: 32 * blocks, rng: &rng) }
+        let cols = type.blockSize * blocks
+        let rowBytes = (0..<rows).map { _ in randomRow(type, count: cols, rng: &rng) }
         let storage = TestBytes(rowBytes.flatMap { $0 })
-        let m = try WeightMatrix(name: "w", type: type, rows: rows, cols: 32 * blocks, data: UnsafeRawPointer(storage.pointer), owner: storage)
+        let m = try WeightMatrix(name: "w", type: type, rows: rows, cols: cols, data: UnsafeRawPointer(storage.pointer), owner: storage)
         return (m, rowBytes)
     }
 
@@ -39,7 +41,7 @@ struct InterleavedTests {
         return acc
     }
 
-    @Test("repack then unpack restores every row", arguments: types)
+    @Test("repack then unpack restores every row", arguments: types + [.q4_K, .q6_K])
     func roundTrip(_ type: GGMLType) throws {
         var rng = SplitMix64(seed: 17)
         for blocks in [1, 3, 28] {
@@ -105,12 +107,12 @@ struct InterleavedTests {
         for nTokens in [1, 5] { expectMatchesGeneric(matrices, rows: rowsOf, cols: cols, nTokens: nTokens, rng: &rng) }
     }
 
-    @Test("row lookups (a tied embedding) read the same values from either layout", arguments: types)
+    @Test("row lookups (a tied embedding) read the same values from either layout", arguments: types + [.q4_K, .q6_K])
     func rowLookup(_ type: GGMLType) throws {
         var rng = SplitMix64(seed: 3)
         let (plain, _) = try Self.matrix(type, rows: 24, blocks: 3, rng: &rng)
         guard let m = plain.interleaved() else { return }
-        var a = [Float](repeating: 0, count: 96), b = a
+        var a = [Float](repeating: 0, count: plain.cols), b = a
         for r in 0..<24 {
             try a.withUnsafeMutableBufferPointer { try plain.row(r, into: $0.baseAddress!) }
             try b.withUnsafeMutableBufferPointer { try m.row(r, into: $0.baseAddress!) }
@@ -119,11 +121,39 @@ struct InterleavedTests {
         #expect(throws: FormatError.self) { try b.withUnsafeMutableBufferPointer { try m.row(24, into: $0.baseAddress!) } }
     }
 
-    @Test("only Q5_0/Q8_0 in whole groups of 8 rows are repacked")
+    @Test("only Q5_0/Q8_0/Q4_K/Q6_K in whole groups of 8 rows are repacked")
     func eligibility() throws {
         var rng = SplitMix64(seed: 5)
         #expect(try Self.matrix(.q5_0, rows: 12, blocks: 1, rng: &rng).0.interleaved() == nil)
+        #expect(try Self.matrix(.q4_K, rows: 12, blocks: 1, rng: &rng).0.interleaved() == nil)
         #expect(try Self.matrix(.q4_0, rows: 16, blocks: 1, rng: &rng).0.interleaved() == nil)
-        #expect(try Self.matrix(.q4_K, rows: 16, blocks: 8, rng: &rng).0.interleaved() == nil, "K-quants keep the ggml layout")
+        #expect(try Self.matrix(.q5_K, rows: 16, blocks: 2, rng: &rng).0.interleaved() == nil, "Q5_K keeps the ggml layout")
+        for type in [GGMLType.q4_K, .q6_K] {
+            let m = try Self.matrix(type, rows: 16, blocks: 2, rng: &rng).0
+            #expect((m.interleaved() != nil) == (QuantKernels.useAVX2 && Interleaved.enabled))
+        }
+    }
+
+    /// Interleaved K-quants (stored transposed, read by the group kernels for any token count,
+    /// one-token decode included) give every token the row layout's bits.
+    @Test("interleaved K-quants equal the row layout bit for bit for any token count", arguments: [GGMLType.q4_K, .q6_K])
+    func kQuants(_ type: GGMLType) throws {
+        var rng = SplitMix64(seed: 11 &+ UInt64(type.rawValue))
+        for (groups, blocks) in [(1, 1), (3, 3), (2, 6)] {
+            let (plain, _) = try Self.matrix(type, rows: 8 * groups, blocks: blocks, rng: &rng)
+            guard let m = plain.interleaved() else { return }
+            for nTokens in [1, 2, 3, 8, 9] {
+                var x: [Float] = []
+                for _ in 0..<nTokens { x += randomActivations(count: m.cols, rng: &rng) }
+                var want = [Float](repeating: .nan, count: m.rows * nTokens), got = want
+                x.withUnsafeBufferPointer { xp in
+                    for t in 0..<nTokens {
+                        want.withUnsafeMutableBufferPointer { plain.matmul(xp.baseAddress! + t * m.cols, nTokens: 1, into: $0.baseAddress! + t * m.rows) }
+                    }
+                    got.withUnsafeMutableBufferPointer { m.matmul(xp.baseAddress!, nTokens: nTokens, into: $0.baseAddress!) }
+                }
+                #expect(got.map(\.bitPattern) == want.map(\.bitPattern), "\(type) groups=\(groups) blocks=\(blocks) tokens=\(nTokens)")
+            }
+        }
     }
 }

@@ -19,35 +19,42 @@ struct VNNITests {
         return row
     }
 
-    /// Eight K-quant rows against 1…9 tokens, random and extreme (all-ones quant bytes) weights.
+    /// Eight K-quant rows against 1…9 tokens, random and extreme (all-ones quant bytes) weights;
+    /// and repacked (`Interleaved`), the layout every token count reads.
     @Test("K-quant group kernels", arguments: [GGMLType.q4_K, .q6_K])
     func kGroups(_ type: GGMLType) throws {
         var rng = SplitMix64(seed: 77 &+ UInt64(type.rawValue))
         let blocks = 3, cols = blocks * 256, rowBytes = blocks * type.typeSize
         for extreme in [false, true] {
             let rows = (0..<8).flatMap { _ in extreme ? Self.extremeRow(type, blocks: blocks, fill: 0xFF) : randomRow(type, count: cols, rng: &rng) }
+            var packedRows = rows
+            rows.withUnsafeBytes { src in packedRows.withUnsafeMutableBytes { dst in
+                Interleaved.repack(type, src.baseAddress!, rowBytes: rowBytes, blocks: blocks, into: dst.baseAddress!)
+            } }
             for nTokens in [1, 2, 5, 9] {
-                let act = (0..<nTokens).flatMap { _ in
-                    quantizedActivations(extreme ? [Float](repeating: -4, count: cols) : randomActivations(count: cols, rng: &rng), for: type)
+                for packed in [false, true] {
+                    let act = (0..<nTokens).flatMap { _ in
+                        quantizedActivations(extreme ? [Float](repeating: -4, count: cols) : randomActivations(count: cols, rng: &rng), for: type)
+                    }
+                    var results: [[Float]] = []
+                    let scratch = UnsafeMutableRawPointer.allocate(byteCount: AVX2Dot.kGroupScratchBytes(nTokens: nTokens), alignment: 64)
+                    defer { scratch.deallocate() }
+                    for vnni in [false, true] {
+                        var y = [Float](repeating: .nan, count: 8 * nTokens)
+                        (packed ? packedRows : rows).withUnsafeBytes { w in act.withUnsafeBytes { a in y.withUnsafeMutableBufferPointer { yp in
+                            let kernel = switch (type == .q4_K, vnni) {
+                            case (true, true): VNNIKGroups.q4_KGroup8
+                            case (true, false): AVX2Dot.q4_KGroup8
+                            case (false, true): VNNIKGroups.q6_KGroup8
+                            case (false, false): AVX2Dot.q6_KGroup8
+                            }
+                            kernel(w.baseAddress!, rowBytes, blocks, a.baseAddress!, a.count / nTokens, nTokens, scratch, yp.baseAddress!, 8, packed)
+                        } } }
+                        results.append(y)
+                    }
+                    #expect(results[0].map(\.bitPattern) == results[1].map(\.bitPattern), "\(type) extreme=\(extreme) tokens=\(nTokens) packed=\(packed)")
+                    #expect(!results[1].contains { !$0.isFinite })
                 }
-                var results: [[Float]] = []
-                let scratch = UnsafeMutableRawPointer.allocate(byteCount: AVX2Dot.kGroupScratchBytes(nTokens: nTokens), alignment: 64)
-                defer { scratch.deallocate() }
-                for vnni in [false, true] {
-                    var y = [Float](repeating: .nan, count: 8 * nTokens)
-                    rows.withUnsafeBytes { w in act.withUnsafeBytes { a in y.withUnsafeMutableBufferPointer { yp in
-                        let kernel = switch (type == .q4_K, vnni) {
-                        case (true, true): VNNIKGroups.q4_KGroup8
-                        case (true, false): AVX2Dot.q4_KGroup8
-                        case (false, true): VNNIKGroups.q6_KGroup8
-                        case (false, false): AVX2Dot.q6_KGroup8
-                        }
-                        kernel(w.baseAddress!, rowBytes, blocks, a.baseAddress!, a.count / nTokens, nTokens, scratch, yp.baseAddress!, 8)
-                    } } }
-                    results.append(y)
-                }
-                #expect(results[0].map(\.bitPattern) == results[1].map(\.bitPattern), "\(type) extreme=\(extreme) tokens=\(nTokens)")
-                #expect(!results[1].contains { !$0.isFinite })
             }
         }
     }
