@@ -89,6 +89,10 @@ extension AVX2Dot {
     /// (64 unpacked quant vectors, then an integer and a float accumulator per token).
     public static func kGroupScratchBytes(nTokens: Int) -> Int { 64 * 32 + 64 * nTokens }
 
+    /// Packed (repacked) groups prefetch twice `AVX2Tiles.prefetchDistance` ahead: they consume
+    /// bytes faster than the row kernels, so the same memory latency needs more in flight
+    /// (Qwen2.5-Coder-1.5B decode, Zen 5, three rounds: 48.8 tok/s at 4 KB, 53.5 at 8 KB).
+    ///
     /// Superblocks ahead of the current one that the group kernels prefetch in each row (at the
     /// end of a row this reaches into the next, and for the last row into the next group).
     @inlinable static var kGroupPrefetchBlocks: Int { 2 }
@@ -121,7 +125,7 @@ extension AVX2Dot {
             let xb = x + i * (packed ? 8 * 144 : 144)
             @inline(__always) func words(_ w: Int) -> V8 { groupWords(xb, rowBytes, w, packed: packed) }
             if packed {
-                prefetchAhead(xb, bytes: 8 * 144)
+                prefetchAhead(xb + AVX2Tiles.prefetchDistance, bytes: 8 * 144)
             } else {
                 for r in 0..<8 { prefetchAhead(xb + r * rowBytes + kGroupPrefetchBlocks * 144, bytes: 144) }
             }
@@ -242,7 +246,7 @@ extension AVX2Dot {
             // Lane r of w.j: row r's (scale 2j, scale 2j+1) as i16 (16 values per scale).
             let w: V8
             if packed {
-                prefetchAhead(xb, bytes: 8 * 210)
+                prefetchAhead(xb + AVX2Tiles.prefetchDistance, bytes: 8 * 210)
                 d = _mm256_cvtph_ps(load128(xb + 1664))
                 // Word k (48 + k) holds scales 4k…4k+3: each pair moved to the high bytes of two
                 // i16 and shifted down, sign-extending.
