@@ -4,6 +4,9 @@ import Glibc
 import Darwin
 #endif
 import SparrowFormats
+#if arch(x86_64)
+import SparrowKernelsAVX2
+#endif
 
 /// Q5_0, Q8_0, Q4_K and Q6_K weights repacked eight rows side by side, for the AVX2 kernels in
 /// `AVX2Interleaved` (which documents the Q5_0/Q8_0 byte layout) and `AVX2KGroups`. A group of
@@ -43,6 +46,20 @@ public enum Interleaved {
                               into dst: UnsafeMutableRawPointer) {
         precondition(supports(type, rows: groupRows))
         let gbb = groupBlockBytes(type), bb = type.typeSize
+        #if arch(x86_64)
+        if QuantKernels.useAVX2, type == .q4_K || type == .q6_K {
+            AVX2Dot.transposeWords(src, rowBytes: rowBytes, blockBytes: bb, blocks: blocks, into: dst)
+            if type == .q6_K {
+                for b in 0..<blocks {
+                    for r in 0..<groupRows {
+                        dst.storeBytes(of: src.loadUnaligned(fromByteOffset: r * rowBytes + b * bb + 208, as: UInt16.self),
+                                       toByteOffset: b * gbb + 1664 + 2 * r, as: UInt16.self)
+                    }
+                }
+            }
+            return
+        }
+        #endif
         for b in 0..<blocks {
             let gb = dst + b * gbb
             for r in 0..<groupRows {

@@ -88,14 +88,18 @@ public struct WeightMatrix: @unchecked Sendable {
         let groupBytes = Interleaved.groupRows * rowBytes
         let groupsPerRelease = max(1, (8 << 20) / groupBytes)
         let groups = rows / Interleaved.groupRows
-        var released = 0
-        for g in 0..<groups {
-            Interleaved.repack(type, data + g * groupBytes, rowBytes: rowBytes, blocks: cols / type.blockSize,
-                               into: storage.pointer + g * groupBytes)
-            if g + 1 - released == groupsPerRelease || g + 1 == groups {
-                release?(data + released * groupBytes, (g + 1 - released) * groupBytes)
-                released = g + 1
+        let (data, type, rowBytes, blocks, out) = (data, type, rowBytes, cols / type.blockSize, storage.pointer)
+        var done = 0
+        while done < groups {
+            // A batch of groups split across the workers, then its source pages dropped.
+            let first = done, n = min(groupsPerRelease, groups - done)
+            Parallel.forRanges(n, minPerThread: 4) { g0, g1 in
+                for g in first + g0..<first + g1 {
+                    Interleaved.repack(type, data + g * groupBytes, rowBytes: rowBytes, blocks: blocks, into: out + g * groupBytes)
+                }
             }
+            release?(data + done * groupBytes, n * groupBytes)
+            done += n
         }
         return WeightMatrix(name: name, type: type, rows: rows, cols: cols, data: storage.pointer, rowBytes: rowBytes,
                             owner: storage, layout: .interleaved8)
