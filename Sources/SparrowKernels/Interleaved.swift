@@ -46,29 +46,14 @@ public enum Interleaved {
                               into dst: UnsafeMutableRawPointer) {
         precondition(supports(type, rows: groupRows))
         let gbb = groupBlockBytes(type), bb = type.typeSize
-        #if arch(x86_64)
-        if QuantKernels.useAVX2, type == .q4_K || type == .q6_K {
-            AVX2Dot.transposeWords(src, rowBytes: rowBytes, blockBytes: bb, blocks: blocks, into: dst)
-            if type == .q6_K {
-                for b in 0..<blocks {
-                    for r in 0..<groupRows {
-                        dst.storeBytes(of: src.loadUnaligned(fromByteOffset: r * rowBytes + b * bb + 208, as: UInt16.self),
-                                       toByteOffset: b * gbb + 1664 + 2 * r, as: UInt16.self)
-                    }
-                }
-            }
+        if type == .q4_K || type == .q6_K {
+            repackK(type, src, rowBytes: rowBytes, blocks: blocks, into: dst)
             return
         }
-        #endif
         for b in 0..<blocks {
             let gb = dst + b * gbb
             for r in 0..<groupRows {
                 let xb = src + r * rowBytes + b * bb
-                if type == .q4_K || type == .q6_K {
-                    for w in 0..<bb / 4 { gb.storeBytes(of: xb.loadUnaligned(fromByteOffset: 4 * w, as: UInt32.self), toByteOffset: 32 * w + 4 * r, as: UInt32.self) }
-                    if type == .q6_K { gb.storeBytes(of: xb.loadUnaligned(fromByteOffset: 208, as: UInt16.self), toByteOffset: 1664 + 2 * r, as: UInt16.self) }
-                    continue
-                }
                 gb.storeBytes(of: xb.loadUnaligned(as: UInt16.self), toByteOffset: 2 * r, as: UInt16.self)
                 if type == .q8_0 {
                     for k in 0..<8 {
@@ -83,6 +68,29 @@ public enum Interleaved {
                 }
                 let qh = UInt32(littleEndian: xb.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
                 for j in 0..<4 { gb.storeBytes(of: gatherNibbleBits(qh >> j), toByteOffset: 144 + 4 * r + j, as: UInt8.self) }
+            }
+        }
+    }
+
+    /// `repack` for Q4_K/Q6_K: the superblocks' whole words transposed (eight at a time with
+    /// AVX2, the rest one by one), then Q6_K's trailing f16 d after its 52 words.
+    static func repackK(_ type: GGMLType, _ src: UnsafeRawPointer, rowBytes: Int, blocks: Int, into dst: UnsafeMutableRawPointer) {
+        let gbb = groupBlockBytes(type), bb = type.typeSize, words = bb / 4
+        var fast = 0
+        #if arch(x86_64)
+        if QuantKernels.useAVX2 { fast = words / 8 * 8 }
+        #endif
+        for b in 0..<blocks {
+            let gb = dst + b * gbb
+            #if arch(x86_64)
+            if fast > 0 { AVX2Dot.transposeWords(src + b * bb, rowBytes: rowBytes, count: fast, into: gb) }
+            #endif
+            for r in 0..<groupRows {
+                let xb = src + r * rowBytes + b * bb
+                for w in fast..<words {
+                    gb.storeBytes(of: xb.loadUnaligned(fromByteOffset: 4 * w, as: UInt32.self), toByteOffset: 32 * w + 4 * r, as: UInt32.self)
+                }
+                if type == .q6_K { gb.storeBytes(of: xb.loadUnaligned(fromByteOffset: 208, as: UInt16.self), toByteOffset: 1664 + 2 * r, as: UInt16.self) }
             }
         }
     }

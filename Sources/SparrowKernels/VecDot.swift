@@ -132,8 +132,9 @@ public enum QuantKernels {
         #endif
     }()
 
-    /// True when the row-interleaved Q5_0/Q8_0 kernels use `vpdpbusd` (`SparrowKernelsVNNI`,
-    /// the same results): `useAVX2` and a CPU with AVX512-VNNI, unless `SPARROW_NO_VNNI=1`.
+    /// True when the row-interleaved Q5_0/Q8_0 kernels and the Q4_K/Q6_K group kernels use
+    /// `vpdpbusd` (`SparrowKernelsVNNI`, the same results): `useAVX2` and a CPU with
+    /// AVX512-VNNI, unless `SPARROW_NO_VNNI=1`.
     public static let useVNNI: Bool = {
         #if arch(x86_64)
         if let v = getenv("SPARROW_NO_VNNI"), String(cString: v) == "1" { return false }

@@ -203,20 +203,19 @@ public struct WeightMatrix: @unchecked Sendable {
             let chunk = max(1, min(nTokens, 196_608 / ab))
             let scratch = UnsafeMutableRawPointer.allocate(byteCount: AVX2Dot.kGroupScratchBytes(nTokens: chunk), alignment: 64)
             defer { scratch.deallocate() }
-            let groupsEnd = from + (to - from) / 8 * 8
+            let groupsEnd = from + (to - from) / 8 * 8, packed = layout == .interleaved8
+            let kernel = switch (type == .q4_K, QuantKernels.useVNNI) {
+            case (true, true): VNNIKGroups.q4_KGroup8
+            case (true, false): AVX2Dot.q4_KGroup8
+            case (false, true): VNNIKGroups.q6_KGroup8
+            case (false, false): AVX2Dot.q6_KGroup8
+            }
             var t0 = 0
             while t0 < nTokens {
                 let n = min(chunk, nTokens - t0)
                 var r = from
                 while r < groupsEnd {
-                    let kernel = switch (type == .q4_K, QuantKernels.useVNNI) {
-                    case (true, true): VNNIKGroups.q4_KGroup8
-                    case (true, false): AVX2Dot.q4_KGroup8
-                    case (false, true): VNNIKGroups.q6_KGroup8
-                    case (false, false): AVX2Dot.q6_KGroup8
-                    }
-                    kernel(data + r * rowBytes, rowBytes, blocks, act.buffer + t0 * ab, ab, n, scratch, y + t0 * rows + r, rows,
-                           layout == .interleaved8)
+                    kernel(data + r * rowBytes, rowBytes, blocks, act.buffer + t0 * ab, ab, n, scratch, y + t0 * rows + r, rows, packed)
                     r += 8
                 }
                 t0 += n

@@ -85,30 +85,19 @@ extension AVX2Dot {
                 load256(p + 128), load256(p + 160), load256(p + 192), load256(p + 224))
     }
 
-    /// `Interleaved`'s K-quant repack of one group: word w of row r's block b (rows `rowBytes`
-    /// apart, blocks `blockBytes` apart) to byte b·8·blockBytes + 32w + 4r of `dst`, for the
-    /// whole words of each block (eight at a time by `transpose8`, the rest one by one).
-    public static func transposeWords(_ src: UnsafeRawPointer, rowBytes: Int, blockBytes: Int, blocks: Int,
-                                      into dst: UnsafeMutableRawPointer) {
-        let words = blockBytes / 4, full = words / 8 * 8
-        for b in 0..<blocks {
-            let xb = src + b * blockBytes, gb = dst + b * 8 * blockBytes
-            var w = 0
-            while w < full {
-                let t = transpose8(load8(xb + 4 * w, rowBytes))
-                let p = gb + 32 * w
-                p.storeBytes(of: t.0, as: __m256i.self); (p + 32).storeBytes(of: t.1, as: __m256i.self)
-                (p + 64).storeBytes(of: t.2, as: __m256i.self); (p + 96).storeBytes(of: t.3, as: __m256i.self)
-                (p + 128).storeBytes(of: t.4, as: __m256i.self); (p + 160).storeBytes(of: t.5, as: __m256i.self)
-                (p + 192).storeBytes(of: t.6, as: __m256i.self); (p + 224).storeBytes(of: t.7, as: __m256i.self)
-                w += 8
-            }
-            for w in full..<words {
-                for r in 0..<8 {
-                    gb.storeBytes(of: xb.loadUnaligned(fromByteOffset: r * rowBytes + 4 * w, as: UInt32.self),
-                                  toByteOffset: 32 * w + 4 * r, as: UInt32.self)
-                }
-            }
+    /// Words 0..<count (a multiple of 8) of eight rows (`rowBytes` apart) transposed: word w
+    /// of row r to byte 32w + 4r of `dst` (`Interleaved`'s K-quant repack, eight words per
+    /// `transpose8`).
+    public static func transposeWords(_ src: UnsafeRawPointer, rowBytes: Int, count: Int, into dst: UnsafeMutableRawPointer) {
+        var w = 0
+        while w < count {
+            let t = transpose8(load8(src + 4 * w, rowBytes))
+            let p = dst + 32 * w
+            p.storeBytes(of: t.0, as: __m256i.self); (p + 32).storeBytes(of: t.1, as: __m256i.self)
+            (p + 64).storeBytes(of: t.2, as: __m256i.self); (p + 96).storeBytes(of: t.3, as: __m256i.self)
+            (p + 128).storeBytes(of: t.4, as: __m256i.self); (p + 160).storeBytes(of: t.5, as: __m256i.self)
+            (p + 192).storeBytes(of: t.6, as: __m256i.self); (p + 224).storeBytes(of: t.7, as: __m256i.self)
+            w += 8
         }
     }
 

@@ -12,7 +12,7 @@
 //   Q8_0: each block's quants are flipped to unsigned once (q ⊕ 0x80 = q + 128) and the
 //         accumulator starts at −128·Σa = 8 · (−16·Σa).
 // The integer sums are exact, the same integers as the AVX2 kernels', and the float steps are
-// the same, so results are bit-identical to `AVX2Interleaved`'s (MatmulTests checks).
+// the same, so results are bit-identical to `AVX2Interleaved`'s (VNNITests checks).
 
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
@@ -39,43 +39,41 @@ public enum VNNIInterleaved {
     public static func q5_0Group(_ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
                                  scales: UnsafePointer<Float>, scaleStride: Int, sums: UnsafePointer<Int32>?, sumStride: Int,
                                  nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
-        let sums = sums!
-        for b in 0..<blocks {
-            let gb = wg + b * 176
-            AVX2Dot.prefetchAhead(gb, bytes: 176)
-            let d = AVX2Interleaved.scales8(gb)
-            let u = AVX2Interleaved.q5_0Quants(gb)
-            var a = act + b * 34 + 2
-            var s = scales + 2 * b
-            var sum = sums + b
-            for t in 0..<nTokens {
-                let i = blockDot(_mm256_set1_epi32(sum.pointee), u, a)
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(d, _mm256_set1_ps(s.pointee)), acc[t])
-                a += actRowBytes
-                s += scaleStride
-                sum += sumStride
-            }
-        }
+        group(.q5_0, wg, blocks: blocks, act: act, actRowBytes: actRowBytes, scales: scales, scaleStride: scaleStride,
+              sums: sums!, sumStride: sumStride, nTokens: nTokens, acc: acc)
     }
 
     /// `AVX2Interleaved.q8_0Group` with `vpdpbusd` (an `AVX2Interleaved.GroupKernel`; `sums` required).
     public static func q8_0Group(_ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
                                  scales: UnsafePointer<Float>, scaleStride: Int, sums: UnsafePointer<Int32>?, sumStride: Int,
                                  nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
-        let sums = sums!
-        let flip = _mm256_set1_epi8(-128)
+        group(.q8_0, wg, blocks: blocks, act: act, actRowBytes: actRowBytes, scales: scales, scaleStride: scaleStride,
+              sums: sums!, sumStride: sumStride, nTokens: nTokens, acc: acc)
+    }
+
+    /// Both kernels: each block's quants as unsigned bytes once, then per token the block's
+    /// products from −16·Σa (Q5_0) or −128·Σa (Q8_0).
+    @inline(__always)
+    static func group(_ type: InterleavedType, _ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
+                      scales: UnsafePointer<Float>, scaleStride: Int, sums: UnsafePointer<Int32>, sumStride: Int,
+                      nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
+        let flip = _mm256_set1_epi8(-128), bytes = type.groupBlockBytes, shift: Int32 = type == .q8_0 ? 3 : 0
         for b in 0..<blocks {
-            let gb = wg + b * 272
-            AVX2Dot.prefetchAhead(gb, bytes: 272)
+            let gb = wg + b * bytes
+            AVX2Dot.prefetchAhead(gb, bytes: bytes)
             let d = AVX2Interleaved.scales8(gb)
-            let q = gb + 16
-            @inline(__always) func u(_ k: Int) -> __m256i { _mm256_xor_si256(AVX2Interleaved.load(q + 32 * k), flip) }
-            let v = (u(0), u(1), u(2), u(3), u(4), u(5), u(6), u(7))
+            let u: AVX2Interleaved.Block
+            if type == .q5_0 {
+                u = AVX2Interleaved.q5_0Quants(gb)
+            } else {
+                @inline(__always) func v(_ k: Int) -> __m256i { _mm256_xor_si256(AVX2Interleaved.load(gb + 16 + 32 * k), flip) }
+                u = (v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7))
+            }
             var a = act + b * 34 + 2
             var s = scales + 2 * b
             var sum = sums + b
             for t in 0..<nTokens {
-                let i = blockDot(_mm256_set1_epi32(sum.pointee &<< 3), v, a)
+                let i = blockDot(_mm256_set1_epi32(sum.pointee &<< shift), u, a)
                 acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(d, _mm256_set1_ps(s.pointee)), acc[t])
                 a += actRowBytes
                 s += scaleStride

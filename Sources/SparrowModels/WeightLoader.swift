@@ -32,6 +32,7 @@ public struct WeightLoader {
         // The input embedding is only read a row per token, unless the output layer is tied to it.
         guard name != "token_embd.weight" || !has("output.weight"),
               let packed = m.interleaved(release: { gguf.file.release($0, count: $1) }) else { return m }
+        // Each batch released only its whole pages; this drops the pages batches shared.
         gguf.file.release(t.data, count: t.byteCount)
         return packed
     }
