@@ -180,12 +180,19 @@ public struct WeightMatrix: @unchecked Sendable {
         #if arch(x86_64)
         if layout == .interleaved8, type == .q5_0 || type == .q8_0, let scales = act.scales {
             // `from` and `to` are multiples of 8 (see `matmul`).
-            var vnni: AVX2Interleaved.GroupKernel? = nil
-            if QuantKernels.useVNNI { vnni = type == .q5_0 ? VNNIInterleaved.q5_0Group : VNNIInterleaved.q8_0Group }
-            AVX2Interleaved.matmul(type == .q5_0 ? .q5_0 : .q8_0, data + from * rowBytes, groups: (to - from) / 8, blocks: cols / 32,
-                                   act: act.buffer, actRowBytes: act.rowBytes, scales: scales, scaleStride: act.scaleStride,
-                                   sums: act.blockSums, sumStride: cols / 32, nTokens: nTokens, y: y + from, yStride: rows,
-                                   kernel: vnni)
+            let t: InterleavedType = type == .q5_0 ? .q5_0 : .q8_0
+            if QuantKernels.useVNNI, nTokens >= VNNIInterleaved.pairMinTokens, let sums = act.blockSums {
+                VNNIInterleaved.matmul(t, data + from * rowBytes, groups: (to - from) / 8, blocks: cols / 32,
+                                       act: act.buffer, actRowBytes: act.rowBytes, scales: scales, scaleStride: act.scaleStride,
+                                       sums: sums, sumStride: cols / 32, nTokens: nTokens, y: y + from, yStride: rows)
+            } else {
+                var vnni: AVX2Interleaved.GroupKernel? = nil
+                if QuantKernels.useVNNI { vnni = type == .q5_0 ? VNNIInterleaved.q5_0Group : VNNIInterleaved.q8_0Group }
+                AVX2Interleaved.matmul(t, data + from * rowBytes, groups: (to - from) / 8, blocks: cols / 32,
+                                       act: act.buffer, actRowBytes: act.rowBytes, scales: scales, scaleStride: act.scaleStride,
+                                       sums: act.blockSums, sumStride: cols / 32, nTokens: nTokens, y: y + from, yStride: rows,
+                                       kernel: vnni)
+            }
             return
         }
         if let tile = tileType, let scales = act.scales {

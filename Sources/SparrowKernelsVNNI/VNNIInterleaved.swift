@@ -51,24 +51,104 @@ public enum VNNIInterleaved {
               sums: sums!, sumStride: sumStride, nTokens: nTokens, acc: acc)
     }
 
+    /// A group block's quants as unsigned bytes: Q5_0's as stored (q + 16), Q8_0's flipped (q + 128).
+    @inline(__always)
+    static func quants(_ type: InterleavedType, _ gb: UnsafeRawPointer) -> AVX2Interleaved.Block {
+        if type == .q5_0 { return AVX2Interleaved.q5_0Quants(gb) }
+        let flip = _mm256_set1_epi8(-128)
+        @inline(__always) func v(_ k: Int) -> __m256i { _mm256_xor_si256(AVX2Interleaved.load(gb + 16 + 32 * k), flip) }
+        return (v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7))
+    }
+
+    /// `AVX2Interleaved.matmul` for Q5_0/Q8_0 with 512-bit `vpdpbusd`: two groups side by side
+    /// (16 rows, group g in lanes 0–7, group g + 1 in lanes 8–15, so each token's 16 results
+    /// are one store), which halves the instructions per token where the 256-bit kernels are
+    /// bound by them (batched decode, prefill). The same integers and float steps per lane as
+    /// `group`, so the results are bit-identical. A last odd group runs `group`.
+    /// Fewest tokens for which `WeightMatrix` uses `matmul` (the 512-bit pairs) rather than
+    /// `AVX2Interleaved.matmul` with `q5_0Group`/`q8_0Group`. Below it the pairs lose: per
+    /// block they unpack two groups and join eight vector pairs, and read two weight streams,
+    /// which the fewer per-token instructions repay only from about six tokens (Zen 5, 2
+    /// threads, Qwen2.5-Coder-0.5B steps of P sequences, tok/s 256-bit → pairs: P = 2 230 → 175,
+    /// 4 365 → 313, 6 395 → 418, 8 433 → 488; prefill pp64 724 → 990).
+    public static let pairMinTokens = 6
+
+    public static func matmul(_ type: InterleavedType, _ w: UnsafeRawPointer, groups: Int, blocks: Int,
+                              act: UnsafeRawPointer, actRowBytes: Int, scales: UnsafePointer<Float>, scaleStride: Int,
+                              sums: UnsafePointer<Int32>, sumStride: Int,
+                              nTokens: Int, y: UnsafeMutablePointer<Float>, yStride: Int) {
+        guard groups > 0, nTokens > 0 else { return }
+        let groupBytes = blocks * type.groupBlockBytes
+        // Tokens in chunks whose activations stay in L2, as `AVX2Interleaved.matmul` does.
+        let chunk = max(1, min(nTokens, 196_608 / max(actRowBytes, 1)))
+        withUnsafeTemporaryAllocation(of: __m512.self, capacity: chunk) { accBuffer in
+            let acc = accBuffer.baseAddress!
+            var t0 = 0
+            while t0 < nTokens {
+                let n = min(chunk, nTokens - t0)
+                for g in stride(from: 0, to: groups - 1, by: 2) {
+                    for t in 0..<n { acc[t] = _mm512_setzero_ps() }
+                    pair(type, w + g * groupBytes, groupBytes, blocks: blocks, act: act + t0 * actRowBytes, actRowBytes: actRowBytes,
+                         scales: scales + t0 * scaleStride, scaleStride: scaleStride, sums: sums + t0 * sumStride,
+                         sumStride: sumStride, nTokens: n, acc: acc)
+                    for t in 0..<n { _mm512_storeu_ps(y + (t0 + t) * yStride + 8 * g, acc[t]) }
+                }
+                t0 += n
+            }
+        }
+        if groups % 2 == 1 {
+            let g = groups - 1
+            AVX2Interleaved.matmul(type, w + g * groupBytes, groups: 1, blocks: blocks, act: act, actRowBytes: actRowBytes,
+                                   scales: scales, scaleStride: scaleStride, sums: sums, sumStride: sumStride,
+                                   nTokens: nTokens, y: y + 8 * g, yStride: yStride,
+                                   kernel: type == .q5_0 ? q5_0Group : q8_0Group)
+        }
+    }
+
+    /// Groups at `wg` and `wg + second` against `nTokens` tokens: acc[t] += their 16 rows' products.
+    @inline(__always)
+    static func pair(_ type: InterleavedType, _ wg: UnsafeRawPointer, _ second: Int, blocks: Int, act: UnsafeRawPointer,
+                     actRowBytes: Int, scales: UnsafePointer<Float>, scaleStride: Int, sums: UnsafePointer<Int32>,
+                     sumStride: Int, nTokens: Int, acc: UnsafeMutablePointer<__m512>) {
+        let bytes = type.groupBlockBytes, shift: Int32 = type == .q8_0 ? 3 : 0
+        for b in 0..<blocks {
+            let g0 = wg + b * bytes, g1 = g0 + second
+            AVX2Dot.prefetchAhead(g0, bytes: bytes)
+            AVX2Dot.prefetchAhead(g1, bytes: bytes)
+            let d = sparrow_join512(AVX2Interleaved.scales8(g0), AVX2Interleaved.scales8(g1))
+            let l = quants(type, g0), h = quants(type, g1)
+            let u = (sparrow_join512i(l.0, h.0), sparrow_join512i(l.1, h.1), sparrow_join512i(l.2, h.2), sparrow_join512i(l.3, h.3),
+                     sparrow_join512i(l.4, h.4), sparrow_join512i(l.5, h.5), sparrow_join512i(l.6, h.6), sparrow_join512i(l.7, h.7))
+            @inline(__always) func dot4(_ c: __m512i, _ k: Int, _ a: UnsafeRawPointer) -> __m512i {
+                let v = k == 0 ? u.0 : k == 1 ? u.1 : k == 2 ? u.2 : k == 3 ? u.3 : k == 4 ? u.4 : k == 5 ? u.5 : k == 6 ? u.6 : u.7
+                return sparrow_dpbusd512(c, v, _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self)))
+            }
+            var a = act + b * 34 + 2
+            var s = scales + 2 * b
+            var sum = sums + b
+            for t in 0..<nTokens {
+                let c0 = dot4(dot4(dot4(dot4(_mm512_set1_epi32(sum.pointee &<< shift), 0, a), 1, a), 2, a), 3, a)
+                let c1 = dot4(dot4(dot4(dot4(_mm512_setzero_si512(), 4, a), 5, a), 6, a), 7, a)
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(c0, c1)), _mm512_mul_ps(d, _mm512_set1_ps(s.pointee)), acc[t])
+                a += actRowBytes
+                s += scaleStride
+                sum += sumStride
+            }
+        }
+    }
+
     /// Both kernels: each block's quants as unsigned bytes once, then per token the block's
     /// products from −16·Σa (Q5_0) or −128·Σa (Q8_0).
     @inline(__always)
     static func group(_ type: InterleavedType, _ wg: UnsafeRawPointer, blocks: Int, act: UnsafeRawPointer, actRowBytes: Int,
                       scales: UnsafePointer<Float>, scaleStride: Int, sums: UnsafePointer<Int32>, sumStride: Int,
                       nTokens: Int, acc: UnsafeMutablePointer<__m256>) {
-        let flip = _mm256_set1_epi8(-128), bytes = type.groupBlockBytes, shift: Int32 = type == .q8_0 ? 3 : 0
+        let bytes = type.groupBlockBytes, shift: Int32 = type == .q8_0 ? 3 : 0
         for b in 0..<blocks {
             let gb = wg + b * bytes
             AVX2Dot.prefetchAhead(gb, bytes: bytes)
             let d = AVX2Interleaved.scales8(gb)
-            let u: AVX2Interleaved.Block
-            if type == .q5_0 {
-                u = AVX2Interleaved.q5_0Quants(gb)
-            } else {
-                @inline(__always) func v(_ k: Int) -> __m256i { _mm256_xor_si256(AVX2Interleaved.load(gb + 16 + 32 * k), flip) }
-                u = (v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7))
-            }
+            let u = quants(type, gb)
             var a = act + b * 34 + 2
             var s = scales + 2 * b
             var sum = sums + b

@@ -59,11 +59,13 @@ struct VNNITests {
         }
     }
 
-    /// Two interleaved groups of 8 rows against 1…9 tokens, random and extreme weights.
+    /// Three interleaved groups of 8 rows (one 512-bit pair and a last odd group) against 1…9
+    /// tokens, random and extreme weights: the AVX2 kernel, the VNNI group kernel and the VNNI
+    /// pairs (`VNNIInterleaved.matmul`).
     @Test("interleaved Q5_0/Q8_0 group kernels", arguments: [GGMLType.q5_0, .q8_0])
     func interleaved(_ type: GGMLType) throws {
         var rng = SplitMix64(seed: 99 &+ UInt64(type.rawValue))
-        let blocks = 5, cols = blocks * 32, rowBytes = blocks * type.typeSize, groups = 2
+        let blocks = 5, cols = blocks * 32, rowBytes = blocks * type.typeSize, groups = 3
         let kind: InterleavedType = type == .q5_0 ? .q5_0 : .q8_0
         for extreme in [false, true] {
             let rows = (0..<8 * groups).flatMap { _ in
@@ -94,18 +96,26 @@ struct VNNITests {
                 var results: [[Float]] = []
                 var vnniKernel: AVX2Interleaved.GroupKernel = VNNIInterleaved.q8_0Group
                 if type == .q5_0 { vnniKernel = VNNIInterleaved.q5_0Group }
-                for vnni in [false, true] {
+                for kernel in 0..<3 {
                     var y = [Float](repeating: .nan, count: 8 * groups * nTokens)
                     packed.withUnsafeBytes { w in act.withUnsafeBytes { a in y.withUnsafeMutableBufferPointer { yp in
-                        AVX2Interleaved.matmul(kind, w.baseAddress!, groups: groups, blocks: blocks, act: a.baseAddress!,
-                                               actRowBytes: actRowBytes, scales: scales, scaleStride: 2 * blocks, sums: sums,
-                                               sumStride: blocks, nTokens: nTokens, y: yp.baseAddress!, yStride: 8 * groups,
-                                               kernel: vnni ? vnniKernel : nil)
+                        if kernel == 2 {
+                            VNNIInterleaved.matmul(kind, w.baseAddress!, groups: groups, blocks: blocks, act: a.baseAddress!,
+                                                   actRowBytes: actRowBytes, scales: scales, scaleStride: 2 * blocks, sums: sums,
+                                                   sumStride: blocks, nTokens: nTokens, y: yp.baseAddress!, yStride: 8 * groups)
+                        } else {
+                            AVX2Interleaved.matmul(kind, w.baseAddress!, groups: groups, blocks: blocks, act: a.baseAddress!,
+                                                   actRowBytes: actRowBytes, scales: scales, scaleStride: 2 * blocks, sums: sums,
+                                                   sumStride: blocks, nTokens: nTokens, y: yp.baseAddress!, yStride: 8 * groups,
+                                                   kernel: kernel == 1 ? vnniKernel : nil)
+                        }
                     } } }
                     results.append(y)
                 }
-                #expect(results[0].map(\.bitPattern) == results[1].map(\.bitPattern), "\(type) extreme=\(extreme) tokens=\(nTokens)")
-                #expect(!results[1].contains { !$0.isFinite })
+                for k in 1..<3 {
+                    #expect(results[0].map(\.bitPattern) == results[k].map(\.bitPattern), "\(type) extreme=\(extreme) tokens=\(nTokens) kernel=\(k)")
+                    #expect(!results[k].contains { !$0.isFinite })
+                }
             }
         }
     }

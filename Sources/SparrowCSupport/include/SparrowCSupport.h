@@ -38,6 +38,21 @@ static inline __attribute__((always_inline, target("avx512vl,avx512vnni"))) __m2
     return _mm256_dpbusd_epi32(s, a, b);
 }
 
+/// s + Σ over each 32-bit lane's four byte products of a (unsigned) and b (signed), 512 bits.
+static inline __attribute__((always_inline, target("avx512f,avx512vnni"))) __m512i sparrow_dpbusd512(__m512i s, __m512i a, __m512i b) {
+    return _mm512_dpbusd_epi32(s, a, b);
+}
+
+/// lo in lanes 0–7, hi in lanes 8–15 (`_mm512_inserti64x4` takes an immediate).
+static inline __attribute__((always_inline, target("avx512f"))) __m512i sparrow_join512i(__m256i lo, __m256i hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/// lo in lanes 0–7, hi in lanes 8–15.
+static inline __attribute__((always_inline, target("avx512f"))) __m512 sparrow_join512(__m256 lo, __m256 hi) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+}
+
 /// x rounded to IEEE half precision and back, 8 lanes (vcvtps2ph, round to nearest even).
 static inline __attribute__((always_inline, target("avx,f16c"))) __m256 sparrow_round_f16x8(__m256 x) {
     return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
