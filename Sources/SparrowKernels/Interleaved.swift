@@ -15,7 +15,8 @@ import SparrowKernelsAVX2
 /// row r's superblock at byte 32w + 4r — the word transpose the group kernels otherwise do on
 /// the fly — so one-token decode reads eight rows at once without transposing. Q4_K (1152
 /// bytes): words 0…3 are the rows' d, dmin and scales, words 4 + 8j ..< 12 + 8j quant chunk j.
-/// Q6_K (1680 bytes): words 0…31 ql, 32…47 qh, 48…51 scales, then the eight f16 d at 1664.
+/// Q6_K (1680 bytes): words 48…51 (scales), 0…15 (ql), 32…39 (qh), 16…31 (ql), 40…47 (qh) —
+/// the order its kernel reads them — then the eight f16 d at 1664.
 ///
 /// The repacked copy replaces the mapped rows (the loader releases the mapped pages), so
 /// resident memory stays the file's size. Only CPUs with AVX2 use it: elsewhere the portable
@@ -83,16 +84,29 @@ public enum Interleaved {
         for b in 0..<blocks {
             let gb = dst + b * gbb
             #if arch(x86_64)
-            if fast > 0 { AVX2Dot.transposeWords(src + b * bb, rowBytes: rowBytes, count: fast, into: gb) }
+            // Runs of eight words stay contiguous in Q6_K's order (`packedWord`).
+            for w in stride(from: 0, to: fast, by: 8) {
+                AVX2Dot.transposeWords(src + b * bb + 4 * w, rowBytes: rowBytes, count: 8, into: gb + 32 * packedWord(type, w))
+            }
             #endif
             for r in 0..<groupRows {
                 let xb = src + r * rowBytes + b * bb
                 for w in fast..<words {
-                    gb.storeBytes(of: xb.loadUnaligned(fromByteOffset: 4 * w, as: UInt32.self), toByteOffset: 32 * w + 4 * r, as: UInt32.self)
+                    gb.storeBytes(of: xb.loadUnaligned(fromByteOffset: 4 * w, as: UInt32.self), toByteOffset: 32 * packedWord(type, w) + 4 * r,
+                                  as: UInt32.self)
                 }
                 if type == .q6_K { gb.storeBytes(of: xb.loadUnaligned(fromByteOffset: 208, as: UInt16.self), toByteOffset: 1664 + 2 * r, as: UInt16.self) }
             }
         }
+    }
+
+    /// Where a K-quant superblock's word `w` sits in a group block (in units of 32 bytes):
+    /// Q4_K in order, Q6_K in its kernel's reading order (`AVX2Dot.q6PackedWord`).
+    static func packedWord(_ type: GGMLType, _ w: Int) -> Int {
+        #if arch(x86_64)
+        if type == .q6_K { return AVX2Dot.q6PackedWord(w) }
+        #endif
+        return w
     }
 
     /// The inverse of `repack` for one row: lane `r` of the group at `group`, written as a
@@ -103,7 +117,10 @@ public enum Interleaved {
         for b in 0..<blocks {
             let gb = group + b * gbb, xb = dst + b * bb
             if type == .q4_K || type == .q6_K {
-                for w in 0..<bb / 4 { xb.storeBytes(of: gb.loadUnaligned(fromByteOffset: 32 * w + 4 * r, as: UInt32.self), toByteOffset: 4 * w, as: UInt32.self) }
+                for w in 0..<bb / 4 {
+                    xb.storeBytes(of: gb.loadUnaligned(fromByteOffset: 32 * packedWord(type, w) + 4 * r, as: UInt32.self), toByteOffset: 4 * w,
+                                  as: UInt32.self)
+                }
                 if type == .q6_K { xb.storeBytes(of: gb.loadUnaligned(fromByteOffset: 1664 + 2 * r, as: UInt16.self), toByteOffset: 208, as: UInt16.self) }
                 continue
             }

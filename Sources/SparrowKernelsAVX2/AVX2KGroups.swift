@@ -101,6 +101,14 @@ extension AVX2Dot {
         }
     }
 
+    /// Where word `w` (0…51) of a Q6_K superblock sits in a packed group block (`Interleaved`):
+    /// in the order the group kernel reads them — scales (48…51), ql 0…15, qh 32…39, ql 16…31,
+    /// qh 40…47 — so a block streams front to back, each run of eight words contiguous.
+    @inlinable @inline(__always)
+    public static func q6PackedWord(_ w: Int) -> Int {
+        w >= 48 ? w - 48 : w < 16 ? 4 + w : w < 32 ? 12 + w : w < 40 ? w - 12 : w + 4
+    }
+
     /// Bytes of scratch memory `q4_KGroup8` and `q6_KGroup8` need for `nTokens` tokens
     /// (64 unpacked quant vectors, then an integer and a float accumulator per token).
     public static func kGroupScratchBytes(nTokens: Int) -> Int { 64 * 32 + 64 * nTokens }
@@ -255,9 +263,9 @@ extension AVX2Dot {
         for t in 0..<nTokens { acc[t] = _mm256_setzero_ps() }
         for i in 0..<blocks {
             // Words 0…51 (ql, qh, scales) of the eight rows' superblocks: transposed here, or
-            // stored so (packed, then the eight f16 d at 1664).
+            // stored so (packed, in `q6PackedWord` order, then the eight f16 d at 1664).
             let xb = x + i * (packed ? 8 * 210 : 210)
-            @inline(__always) func words(_ w: Int) -> V8 { groupWords(xb, rowBytes, w, packed: packed) }
+            @inline(__always) func words(_ w: Int) -> V8 { groupWords(xb, rowBytes, packed ? q6PackedWord(w) : w, packed: packed) }
             let d: __m256
             // Lane r of w.j: row r's (scale 2j, scale 2j+1) as i16 (16 values per scale).
             let w: V8
@@ -271,7 +279,7 @@ extension AVX2Dot {
                     return _mm256_srai_epi16(_mm256_shuffle_epi8(v, _mm256_setr_epi32(lane(0), lane(1), lane(2), lane(3),
                                                                                      lane(0), lane(1), lane(2), lane(3))), 8)
                 }
-                let s0 = load256(xb + 32 * 48), s1 = load256(xb + 32 * 49), s2 = load256(xb + 32 * 50), s3 = load256(xb + 32 * 51)
+                let s0 = load256(xb), s1 = load256(xb + 32), s2 = load256(xb + 64), s3 = load256(xb + 96)  // words 48…51
                 w = (pairs(s0, 0), pairs(s0, 2), pairs(s1, 0), pairs(s1, 2), pairs(s2, 0), pairs(s2, 2), pairs(s3, 0), pairs(s3, 2))
             } else {
                 for r in 0..<8 { prefetchAhead(xb + r * rowBytes + kGroupPrefetchBlocks * 210, bytes: 210) }
