@@ -86,7 +86,7 @@ public enum Interleaved {
             #if arch(x86_64)
             // Runs of eight words stay contiguous in Q6_K's order (`packedWord`).
             for w in stride(from: 0, to: fast, by: 8) {
-                AVX2Dot.transposeWords(src + b * bb + 4 * w, rowBytes: rowBytes, count: 8, into: gb + 32 * packedWord(type, w))
+                AVX2Dot.transposeWords8(src + b * bb + 4 * w, rowBytes: rowBytes, into: gb + 32 * packedWord(type, w))
             }
             #endif
             for r in 0..<groupRows {

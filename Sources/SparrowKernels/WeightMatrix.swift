@@ -181,17 +181,15 @@ public struct WeightMatrix: @unchecked Sendable {
         if layout == .interleaved8, type == .q5_0 || type == .q8_0, let scales = act.scales {
             // `from` and `to` are multiples of 8 (see `matmul`).
             let t: InterleavedType = type == .q5_0 ? .q5_0 : .q8_0
-            if QuantKernels.useVNNI, nTokens >= VNNIInterleaved.pairMinTokens, let sums = act.blockSums {
+            if QuantKernels.useVNNI {
+                // `matmul` computes −16·Σa / −128·Σa sums whenever VNNI is in use.
                 VNNIInterleaved.matmul(t, data + from * rowBytes, groups: (to - from) / 8, blocks: cols / 32,
                                        act: act.buffer, actRowBytes: act.rowBytes, scales: scales, scaleStride: act.scaleStride,
-                                       sums: sums, sumStride: cols / 32, nTokens: nTokens, y: y + from, yStride: rows)
+                                       sums: act.blockSums!, sumStride: cols / 32, nTokens: nTokens, y: y + from, yStride: rows)
             } else {
-                var vnni: AVX2Interleaved.GroupKernel? = nil
-                if QuantKernels.useVNNI { vnni = type == .q5_0 ? VNNIInterleaved.q5_0Group : VNNIInterleaved.q8_0Group }
                 AVX2Interleaved.matmul(t, data + from * rowBytes, groups: (to - from) / 8, blocks: cols / 32,
                                        act: act.buffer, actRowBytes: act.rowBytes, scales: scales, scaleStride: act.scaleStride,
-                                       sums: act.blockSums, sumStride: cols / 32, nTokens: nTokens, y: y + from, yStride: rows,
-                                       kernel: vnni)
+                                       sums: act.blockSums, sumStride: cols / 32, nTokens: nTokens, y: y + from, yStride: rows)
             }
             return
         }
@@ -207,7 +205,7 @@ public struct WeightMatrix: @unchecked Sendable {
             // activations (≤ 192 KB) stay in L2; leftover rows one by one, same arithmetic.
             // Interleaved matrices are stored transposed (`Interleaved`), for any token count.
             let blocks = cols / 256, ab = act.rowBytes
-            let chunk = max(1, min(nTokens, 196_608 / ab))
+            let chunk = AVX2Interleaved.tokenChunk(nTokens: nTokens, actRowBytes: ab)
             let scratch = UnsafeMutableRawPointer.allocate(byteCount: AVX2Dot.kGroupScratchBytes(nTokens: chunk), alignment: 64)
             defer { scratch.deallocate() }
             let groupsEnd = from + (to - from) / 8 * 8, packed = layout == .interleaved8

@@ -88,9 +88,8 @@ public enum AVX2Interleaved {
         let kernel: GroupKernel
         if let custom { kernel = custom } else if type == .q5_0 { kernel = q5_0Group } else { kernel = q8_0Group }
         guard groups > 0, nTokens > 0 else { return }
-        // Tokens in chunks whose activations (≤ 192 KB) stay in L2 while a group's blocks
-        // (a few KB) stay in L1; each group block is unpacked once per chunk.
-        let chunk = max(1, min(nTokens, 196_608 / max(actRowBytes, 1)))
+        // Each group block is unpacked once per chunk of tokens.
+        let chunk = tokenChunk(nTokens: nTokens, actRowBytes: actRowBytes)
         withUnsafeTemporaryAllocation(of: __m256.self, capacity: chunk) { accBuffer in
             let acc = accBuffer.baseAddress!
             let groupBytes = blocks * type.groupBlockBytes
@@ -109,6 +108,13 @@ public enum AVX2Interleaved {
                 t0 += n
             }
         }
+    }
+
+    /// Tokens per pass over a group's blocks: as many as keep their activations (≤ 192 KB) in
+    /// L2 while the group's blocks (a few KB) stay in L1.
+    @inlinable @inline(__always)
+    public static func tokenChunk(nTokens: Int, actRowBytes: Int) -> Int {
+        max(1, min(nTokens, 196_608 / max(actRowBytes, 1)))
     }
 
     /// One group of 8 Q5_0 rows against `nTokens` tokens: acc[t] += the rows' products

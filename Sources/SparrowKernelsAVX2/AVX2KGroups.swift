@@ -85,20 +85,14 @@ extension AVX2Dot {
                 load256(p + 128), load256(p + 160), load256(p + 192), load256(p + 224))
     }
 
-    /// Words 0..<count (a multiple of 8) of eight rows (`rowBytes` apart) transposed: word w
-    /// of row r to byte 32w + 4r of `dst` (`Interleaved`'s K-quant repack, eight words per
-    /// `transpose8`).
-    public static func transposeWords(_ src: UnsafeRawPointer, rowBytes: Int, count: Int, into dst: UnsafeMutableRawPointer) {
-        var w = 0
-        while w < count {
-            let t = transpose8(load8(src + 4 * w, rowBytes))
-            let p = dst + 32 * w
-            p.storeBytes(of: t.0, as: __m256i.self); (p + 32).storeBytes(of: t.1, as: __m256i.self)
-            (p + 64).storeBytes(of: t.2, as: __m256i.self); (p + 96).storeBytes(of: t.3, as: __m256i.self)
-            (p + 128).storeBytes(of: t.4, as: __m256i.self); (p + 160).storeBytes(of: t.5, as: __m256i.self)
-            (p + 192).storeBytes(of: t.6, as: __m256i.self); (p + 224).storeBytes(of: t.7, as: __m256i.self)
-            w += 8
-        }
+    /// Eight words of eight rows (`rowBytes` apart) transposed: word w of row r to byte
+    /// 32w + 4r of `dst` (`Interleaved`'s K-quant repack, one `transpose8`).
+    public static func transposeWords8(_ src: UnsafeRawPointer, rowBytes: Int, into p: UnsafeMutableRawPointer) {
+        let t = transpose8(load8(src, rowBytes))
+        p.storeBytes(of: t.0, as: __m256i.self); (p + 32).storeBytes(of: t.1, as: __m256i.self)
+        (p + 64).storeBytes(of: t.2, as: __m256i.self); (p + 96).storeBytes(of: t.3, as: __m256i.self)
+        (p + 128).storeBytes(of: t.4, as: __m256i.self); (p + 160).storeBytes(of: t.5, as: __m256i.self)
+        (p + 192).storeBytes(of: t.6, as: __m256i.self); (p + 224).storeBytes(of: t.7, as: __m256i.self)
     }
 
     /// Where word `w` (0…51) of a Q6_K superblock sits in a packed group block (`Interleaved`):
@@ -113,10 +107,15 @@ extension AVX2Dot {
     /// (64 unpacked quant vectors, then an integer and a float accumulator per token).
     public static func kGroupScratchBytes(nTokens: Int) -> Int { 64 * 32 + 64 * nTokens }
 
-    /// Packed (repacked) groups prefetch twice `AVX2Tiles.prefetchDistance` ahead: they consume
-    /// bytes faster than the row kernels, so the same memory latency needs more in flight
-    /// (Qwen2.5-Coder-1.5B decode, Zen 5, three rounds: 48.8 tok/s at 4 KB, 53.5 at 8 KB).
-    ///
+    /// Prefetches a packed (repacked) group block twice `AVX2Tiles.prefetchDistance` ahead of
+    /// `xb`: packed groups consume bytes faster than the row kernels, so the same memory latency
+    /// needs more in flight (Qwen2.5-Coder-1.5B decode, Zen 5, three rounds: 48.8 tok/s at 4 KB,
+    /// 53.5 at 8 KB).
+    @inlinable @inline(__always)
+    static func prefetchPackedGroup(_ xb: UnsafeRawPointer, bytes: Int) {
+        prefetchAhead(xb + AVX2Tiles.prefetchDistance, bytes: bytes)
+    }
+
     /// Superblocks ahead of the current one that the group kernels prefetch in each row (at the
     /// end of a row this reaches into the next, and for the last row into the next group).
     @inlinable static var kGroupPrefetchBlocks: Int { 2 }
@@ -149,7 +148,7 @@ extension AVX2Dot {
             let xb = x + i * (packed ? 8 * 144 : 144)
             @inline(__always) func words(_ w: Int) -> V8 { groupWords(xb, rowBytes, w, packed: packed) }
             if packed {
-                prefetchAhead(xb + AVX2Tiles.prefetchDistance, bytes: 8 * 144)
+                prefetchPackedGroup(xb, bytes: 8 * 144)
             } else {
                 for r in 0..<8 { prefetchAhead(xb + r * rowBytes + kGroupPrefetchBlocks * 144, bytes: 144) }
             }
@@ -270,7 +269,7 @@ extension AVX2Dot {
             // Lane r of w.j: row r's (scale 2j, scale 2j+1) as i16 (16 values per scale).
             let w: V8
             if packed {
-                prefetchAhead(xb + AVX2Tiles.prefetchDistance, bytes: 8 * 210)
+                prefetchPackedGroup(xb, bytes: 8 * 210)
                 d = _mm256_cvtph_ps(load128(xb + 1664))
                 // Word k (48 + k) holds scales 4k…4k+3: each pair moved to the high bytes of two
                 // i16 and shifted down, sign-extending.

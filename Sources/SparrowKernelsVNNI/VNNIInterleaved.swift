@@ -60,33 +60,42 @@ public enum VNNIInterleaved {
         return (v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7))
     }
 
-    /// `AVX2Interleaved.matmul` for Q5_0/Q8_0 with 512-bit `vpdpbusd`: two groups side by side
-    /// (16 rows, group g in lanes 0–7, group g + 1 in lanes 8–15, so each token's 16 results
-    /// are one store), which halves the instructions per token where the 256-bit kernels are
-    /// bound by them (batched decode, prefill). The same integers and float steps per lane as
-    /// `group`, so the results are bit-identical. A last odd group runs `group`.
-    /// Fewest tokens for which `WeightMatrix` uses `matmul` (the 512-bit pairs) rather than
-    /// `AVX2Interleaved.matmul` with `q5_0Group`/`q8_0Group`. Below it the pairs lose: per
-    /// block they unpack two groups and join eight vector pairs, and read two weight streams,
-    /// which the fewer per-token instructions repay only from about six tokens (Zen 5, 2
-    /// threads, Qwen2.5-Coder-0.5B steps of P sequences, tok/s 256-bit → pairs: P = 2 230 → 175,
+    /// Fewest tokens `matmul` runs as 512-bit pairs. Below it the pairs lose: per block they
+    /// unpack two groups and join eight vector pairs, and read two weight streams, which the
+    /// fewer per-token instructions repay only from about six tokens (Zen 5, 2 threads,
+    /// Qwen2.5-Coder-0.5B steps of P sequences, tok/s 256-bit → pairs: P = 2 230 → 175,
     /// 4 365 → 313, 6 395 → 418, 8 433 → 488; prefill pp64 724 → 990).
     public static let pairMinTokens = 6
 
+    /// `AVX2Interleaved.matmul` for Q5_0/Q8_0 with `vpdpbusd`. From `pairMinTokens` tokens up,
+    /// two groups side by side in 512-bit vectors (16 rows, group g in lanes 0–7, group g + 1
+    /// in lanes 8–15, so each token's 16 results are one store), which halves the instructions
+    /// per token where the 256-bit kernels are bound by them (batched decode, prefill); fewer
+    /// tokens, and a last odd group, run the 256-bit `q5_0Group`/`q8_0Group`. The same integers
+    /// and float steps per lane either way, so the results are bit-identical.
     public static func matmul(_ type: InterleavedType, _ w: UnsafeRawPointer, groups: Int, blocks: Int,
                               act: UnsafeRawPointer, actRowBytes: Int, scales: UnsafePointer<Float>, scaleStride: Int,
                               sums: UnsafePointer<Int32>, sumStride: Int,
                               nTokens: Int, y: UnsafeMutablePointer<Float>, yStride: Int) {
         guard groups > 0, nTokens > 0 else { return }
         let groupBytes = blocks * type.groupBlockBytes
-        // Tokens in chunks whose activations stay in L2, as `AVX2Interleaved.matmul` does.
-        let chunk = max(1, min(nTokens, 196_608 / max(actRowBytes, 1)))
+        let pairs = nTokens >= pairMinTokens ? groups / 2 : 0
+        if pairs < groups - pairs {
+            // The groups the pairs leave (all of them under `pairMinTokens`), 256 bits wide.
+            let g = 2 * pairs
+            AVX2Interleaved.matmul(type, w + g * groupBytes, groups: groups - g, blocks: blocks, act: act, actRowBytes: actRowBytes,
+                                   scales: scales, scaleStride: scaleStride, sums: sums, sumStride: sumStride,
+                                   nTokens: nTokens, y: y + 8 * g, yStride: yStride,
+                                   kernel: type == .q5_0 ? q5_0Group : q8_0Group)
+        }
+        guard pairs > 0 else { return }
+        let chunk = AVX2Interleaved.tokenChunk(nTokens: nTokens, actRowBytes: actRowBytes)
         withUnsafeTemporaryAllocation(of: __m512.self, capacity: chunk) { accBuffer in
             let acc = accBuffer.baseAddress!
             var t0 = 0
             while t0 < nTokens {
                 let n = min(chunk, nTokens - t0)
-                for g in stride(from: 0, to: groups - 1, by: 2) {
+                for g in stride(from: 0, to: 2 * pairs, by: 2) {
                     for t in 0..<n { acc[t] = _mm512_setzero_ps() }
                     pair(type, w + g * groupBytes, groupBytes, blocks: blocks, act: act + t0 * actRowBytes, actRowBytes: actRowBytes,
                          scales: scales + t0 * scaleStride, scaleStride: scaleStride, sums: sums + t0 * sumStride,
@@ -95,13 +104,6 @@ public enum VNNIInterleaved {
                 }
                 t0 += n
             }
-        }
-        if groups % 2 == 1 {
-            let g = groups - 1
-            AVX2Interleaved.matmul(type, w + g * groupBytes, groups: 1, blocks: blocks, act: act, actRowBytes: actRowBytes,
-                                   scales: scales, scaleStride: scaleStride, sums: sums, sumStride: sumStride,
-                                   nTokens: nTokens, y: y + 8 * g, yStride: yStride,
-                                   kernel: type == .q5_0 ? q5_0Group : q8_0Group)
         }
     }
 
@@ -119,16 +121,15 @@ public enum VNNIInterleaved {
             let l = quants(type, g0), h = quants(type, g1)
             let u = (sparrow_join512i(l.0, h.0), sparrow_join512i(l.1, h.1), sparrow_join512i(l.2, h.2), sparrow_join512i(l.3, h.3),
                      sparrow_join512i(l.4, h.4), sparrow_join512i(l.5, h.5), sparrow_join512i(l.6, h.6), sparrow_join512i(l.7, h.7))
-            @inline(__always) func dot4(_ c: __m512i, _ k: Int, _ a: UnsafeRawPointer) -> __m512i {
-                let v = k == 0 ? u.0 : k == 1 ? u.1 : k == 2 ? u.2 : k == 3 ? u.3 : k == 4 ? u.4 : k == 5 ? u.5 : k == 6 ? u.6 : u.7
-                return sparrow_dpbusd512(c, v, _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self)))
-            }
             var a = act + b * 34 + 2
             var s = scales + 2 * b
             var sum = sums + b
             for t in 0..<nTokens {
-                let c0 = dot4(dot4(dot4(dot4(_mm512_set1_epi32(sum.pointee &<< shift), 0, a), 1, a), 2, a), 3, a)
-                let c1 = dot4(dot4(dot4(dot4(_mm512_setzero_si512(), 4, a), 5, a), 6, a), 7, a)
+                @inline(__always) func dot4(_ c: __m512i, _ v: __m512i, _ k: Int) -> __m512i {
+                    sparrow_dpbusd512(c, v, _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self)))
+                }
+                let c0 = dot4(dot4(dot4(dot4(_mm512_set1_epi32(sum.pointee &<< shift), u.0, 0), u.1, 1), u.2, 2), u.3, 3)
+                let c1 = dot4(dot4(dot4(dot4(_mm512_setzero_si512(), u.4, 4), u.5, 5), u.6, 6), u.7, 7)
                 acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(c0, c1)), _mm512_mul_ps(d, _mm512_set1_ps(s.pointee)), acc[t])
                 a += actRowBytes
                 s += scaleStride
